@@ -1,0 +1,131 @@
+"""Evaluation (PAPER.md "Analysis and evaluation"): retrieval R@k and ground-truth scores from a toy-world judge.
+
+The authors score generated images by retrieval R@k against the true frame with an off-the-shelf CLIP. The toy world
+adds what real data cannot: a *judge*, a classifier trained with the world's ground-truth labels (used only for
+evaluation, never for training the method), that says which categories a picture shows, and each one's size, shade
+and count. ``gen_accuracy`` = share of generated pictures whose judged category is the sound's category.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .encoders import frames_to_tensor
+from .progress import Budget
+from .toyworld import N_CATEGORIES
+
+
+class ToyJudge(nn.Module):
+    """Frame -> per category: presence logit, size (px), shade (0..1), count. Output [B, 4, C]."""
+
+    def __init__(self, width: int = 32, n_categories: int = N_CATEGORIES):
+        super().__init__()
+        self.config = {"width": width, "n_categories": n_categories}
+        w, self.c = width, n_categories
+
+        def block(cin, cout, stride):
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+        self.net = nn.Sequential(
+            block(3, w, 1), block(w, w, 1), block(w, 2 * w, 2), block(2 * w, 2 * w, 1), block(2 * w, 4 * w, 2),
+            block(4 * w, 4 * w, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * w, 4 * n_categories),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).view(-1, 4, self.c)
+
+    @torch.no_grad()
+    def judge(self, frames, batch_size: int = 512) -> dict[str, np.ndarray]:
+        """uint8 frames [..., 32, 32, 3] -> dict of probs / size / shade / count, each [..., C]."""
+        self.eval()
+        frames = np.asarray(frames)
+        lead = frames.shape[:-3]
+        flat = frames.reshape(-1, *frames.shape[-3:])
+        device = next(self.parameters()).device
+        outs = [self(frames_to_tensor(flat[i : i + batch_size]).to(device)).cpu() for i in range(0, len(flat), batch_size)]
+        o = torch.cat(outs) if outs else torch.zeros(0, 4, self.c)
+        res = {"probs": torch.sigmoid(o[:, 0]), "size": o[:, 1], "shade": o[:, 2], "count": o[:, 3]}
+        return {k: v.numpy().reshape(*lead, self.c) for k, v in res.items()}
+
+
+def judge_loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    present = target[:, 0]
+    loss = F.binary_cross_entropy_with_logits(out[:, 0], present)
+    mask = present > 0.5
+    if mask.any():
+        loss = loss + F.smooth_l1_loss(out[:, 1][mask], target[:, 1][mask]) * 0.5
+        loss = loss + F.mse_loss(out[:, 2][mask], target[:, 2][mask]) * 20
+        loss = loss + F.smooth_l1_loss(out[:, 3][mask], target[:, 3][mask]) * 0.5
+    return loss
+
+
+def pretrain_judge(frames: np.ndarray, targets: np.ndarray, steps: int = 3000, batch_size: int = 256, lr: float = 2e-3,
+                   seed: int = 0, device: str = "cpu", max_seconds: float | None = None) -> tuple[ToyJudge, dict]:  # fmt: skip
+    """Supervised training of the judge on toy frames and their ground truth ([M, 4, C] targets)."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = ToyJudge().to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    x_all, y_all = torch.as_tensor(frames), torch.as_tensor(targets)
+    budget, losses = Budget(steps, max_seconds), []
+    model.train()
+    for step in budget.loop("judge"):
+        budget.set_lr(opt, lr, budget.lr_factor(step))
+        idx = torch.randint(0, len(x_all), (batch_size,), generator=gen)
+        x = frames_to_tensor(x_all[idx]).to(device)
+        # a little noise and brightness jitter so the judge also reads generated (imperfect) pictures
+        x = (x + (torch.rand(len(x), 1, 1, 1, generator=gen) * 0.1 - 0.05).to(device)).clamp(0, 1)
+        x = (x + torch.randn(x.shape, generator=gen).to(device) * 0.03).clamp(0, 1)
+        loss = judge_loss(model(x), y_all[idx].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.detach())
+    return model.cpu(), {"steps": len(losses), "final_loss": torch.stack(losses[-50:]).mean().item(), "seconds": budget.elapsed()}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# metrics
+
+
+def judged_category(judged: dict[str, np.ndarray]) -> np.ndarray:
+    return judged["probs"].argmax(-1)
+
+
+def gen_accuracy(judge: ToyJudge, images: np.ndarray, categories: np.ndarray) -> float:
+    """Share of generated images [B, n, H, W, 3] whose judged top category equals the sound's category [B]."""
+    pred = judged_category(judge.judge(images))  # [B, n]
+    return float((pred == np.asarray(categories)[:, None]).mean())
+
+
+def retrieval_recall(queries: torch.Tensor, gallery: torch.Tensor, ks=(1, 5, 10), metric: str = "l2") -> dict[str, float]:
+    """R@k: query i's match is gallery i. ``metric`` 'l2' (the paper's distance) or 'cosine'."""
+    q, g = torch.as_tensor(queries, dtype=torch.float32), torch.as_tensor(gallery, dtype=torch.float32)
+    if metric == "cosine":
+        d = -(F.normalize(q, dim=1) @ F.normalize(g, dim=1).T)
+    else:
+        d = torch.cdist(q, g)
+    rank = (d < d.diag()[:, None]).sum(1)  # how many gallery items are strictly closer than the true one
+    return {f"r_at_{k}": float((rank < k).float().mean()) for k in ks}
+
+
+def same_category_at_1(queries: torch.Tensor, gallery: torch.Tensor, categories: np.ndarray) -> float:
+    """Share of queries whose nearest gallery item has the query's category (what sound *can* tell)."""
+    nn_idx = torch.cdist(torch.as_tensor(queries), torch.as_tensor(gallery)).argmin(1).numpy()
+    cats = np.asarray(categories)
+    return float((cats[nn_idx] == cats).mean())
+
+
+def attribute_errors(judge: ToyJudge, images: np.ndarray, categories: np.ndarray, size: np.ndarray,
+                     shade: np.ndarray) -> dict[str, float]:  # fmt: skip
+    """Mean absolute size (px) and shade error of the sound's category in generated images [B, n, ...]."""
+    j = judge.judge(images)
+    cats = np.asarray(categories)
+    b = np.arange(len(cats))
+    return {
+        "size_mae": float(np.abs(j["size"][b, :, cats] - np.asarray(size)[:, None]).mean()),
+        "shade_mae": float(np.abs(j["shade"][b, :, cats] - np.asarray(shade)[:, None]).mean()),
+    }

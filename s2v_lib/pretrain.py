@@ -1,0 +1,93 @@
+"""Training the *frozen* toy models, once, by the project's own scripts (``s2v pretrain STAGE``).
+
+Sound2Vision never trains its image encoder or generator: they are pre-trained and frozen (PAPER.md steps 5 and 7).
+The toy profile needs its own such models, so this module makes them from the toy world and ships them under
+``data/models`` (see ``registry``). Notebooks never call this; they load the results.
+
+Stages (each writes one safetensors file and its manifest entry):
+
+* ``world``         - the pre-training clips (seed 1000, with two-source mixtures), cached
+* ``image-encoder`` - SimCLR on unlabeled frames            (needs: world)
+* ``judge``         - supervised classifier for evaluation  (needs: world)
+* ``diffusion``     - unCLIP-style diffusion generator      (needs: world, image-encoder)
+* ``gan``           - conditional GAN                       (needs: world, image-encoder)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import toyworld as tw
+from .config import models_dir, setup_torch
+from .data import build_toy_dataset
+
+STAGES = ("world", "image-encoder", "judge", "diffusion", "gan")
+PRETRAIN_SEED = 1000
+PRETRAIN_WORLD = tw.WorldConfig(p_mixture=0.15)
+
+
+def pretrain_frames(n_clips: int, workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """All frames of the pre-training clips, [M, 32, 32, 3], with their ground truth [M, 4, C]."""
+    ds = build_toy_dataset(n_clips, seed=PRETRAIN_SEED, config=PRETRAIN_WORLD, workers=workers)
+    return ds.frames.reshape(-1, *ds.frames.shape[2:]), ds.targets.reshape(-1, *ds.targets.shape[2:])
+
+
+def run_stage(stage: str, device: str = "cpu", seconds: float = 60.0, n_clips: int = 20000, workers: int = 1,
+              out: Path | None = None, seed: int = 0) -> dict:  # fmt: skip
+    from .registry import load_toy_model, save_model
+
+    out = Path(out or models_dir())
+    setup_torch()
+    if device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    frames, targets = pretrain_frames(n_clips, workers)
+    command = f"s2v pretrain {stage} --device {device} --seconds {seconds:g} --clips {n_clips} --seed {seed}"
+    info = {"command": command, "seed": seed, "world": f"seed {PRETRAIN_SEED}, {n_clips} clips, {len(frames)} frames",
+            "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"}  # fmt: skip
+    if stage == "world":
+        return {"frames": len(frames)}
+    steps = 10**7  # bounded by time
+    if stage == "image-encoder":
+        from .encoders import pretrain_image_encoder
+
+        model, stats = pretrain_image_encoder(frames, steps=_steps(seconds, device, 0.012), seed=seed, device=device,
+                                              max_seconds=seconds)  # fmt: skip
+        save_model(model, "toy-image-encoder", {**info, **stats}, out, half=False)
+    elif stage == "judge":
+        from .metrics import pretrain_judge
+
+        model, stats = pretrain_judge(frames, targets, steps=_steps(seconds, device, 0.008), seed=seed, device=device,
+                                      max_seconds=seconds)  # fmt: skip
+        save_model(model, "toy-judge", {**info, **stats}, out, half=False)
+    elif stage in ("diffusion", "gan"):
+        from .generators import pretrain_diffusion, pretrain_gan
+
+        encoder = load_toy_model("toy-image-encoder", folder=out, device=device)
+        embeds = encoder.encode(frames)
+        fn = pretrain_diffusion if stage == "diffusion" else pretrain_gan
+        model, stats = fn(frames, embeds, steps=steps, seed=seed, device=device, max_seconds=seconds)
+        info["image_encoder_sha256"] = _manifest_sha(out, "toy-image-encoder")
+        save_model(model, f"toy-{stage}", {**info, **stats}, out, half=True)
+    else:
+        raise ValueError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
+    print(f"[pretrain] {stage}: {stats}", file=sys.stderr)
+    return stats
+
+
+def _steps(seconds: float, device: str, gpu_step_seconds: float) -> int:
+    """A step budget for one-cycle schedules: what fits in ``seconds`` (estimated), time still bounds the loop."""
+    per_step = gpu_step_seconds if device.startswith("cuda") else gpu_step_seconds * 40
+    return max(50, int(seconds / per_step))
+
+
+def _manifest_sha(folder: Path, name: str) -> str:
+    from .registry import read_manifest
+
+    return read_manifest(folder).get(name, {}).get("sha256", "")
+
