@@ -130,10 +130,14 @@ PAIRINGS = ("middle", "random", "top1", "truth")
 
 
 def truth_frame(ds: ToyDataset) -> np.ndarray:
-    """Ground-truth best frame per clip: the visible frame nearest the middle (middle if none is visible)."""
+    """Ground-truth best frame per clip, for evaluation: the frame nearest the middle that shows the source and no
+    silent distractor; failing that one that shows the source; failing that the middle frame."""
     t = ds.visible.shape[1]
+    n_sources = (ds.category >= 0).sum(1)[:, None]
+    clean = ds.visible & (ds.targets[:, :, 0].sum(-1) <= n_sources)
     dist = np.abs(np.arange(t) - t // 2)[None].repeat(len(ds), 0).astype(float)
     dist[~ds.visible] = np.inf
+    dist[ds.visible & ~clean] += t
     best = dist.argmin(1)
     best[~ds.visible.any(1)] = t // 2
     return best

@@ -1,12 +1,44 @@
 """The full profile's frozen models: OpenCLIP ViT-H/14 and Stable unCLIP 2.1 (PAPER.md steps 5 and 7).
 
+    enc = load_openclip_image_encoder("cuda")      # open_clip ViT-H-14, laion2b_s32b_b79k, its own preprocessing
+    gen = load_stable_unclip("cuda")               # StableUnCLIPGenerator around StableUnCLIPImg2ImgPipeline
+    pictures = gen.generate(audio_embeds, n=4, seed=0)   # uint8 [B, 4, 768, 768, 3]
+
 These load the authors' real models with their libraries' own code (``open_clip``, diffusers ``from_pretrained``).
 They need the weights (several GB) from the Hugging Face hub or its local cache, and a GPU to be practical. Offline
 or without the cache they raise :class:`~s2v_lib.registry.ModelError` saying what is missing, how to get it, and that
 the toy profile (``S2V_PROFILE=toy``) runs everything without downloads.
+
+How the audio embedding drives Stable unCLIP (read from diffusers' ``StableUnCLIPImg2ImgPipeline``): the 1024-d
+embedding is passed as ``image_embeds``; the pipeline normalises it with the CLIP statistics, noises it to
+``noise_level`` (0 = the authors' setting; the squared-cosine schedule leaves it unchanged at 0), appends a sinusoidal
+embedding of the noise level (-> 2048-d) and feeds that to the UNet as ``class_labels``. With ``guidance > 1`` the
+unconditional branch is the same call with that whole 2048-d vector set to **zeros** (and the text branch with the
+empty negative prompt), batched with the conditional branch: ``eps = eps_u + guidance * (eps_c - eps_u)``.
+
+:class:`StableUnCLIPGenerator` offers two engines that compute exactly that:
+
+* ``"diffusers"`` - the plain pipeline call, one call per embedding (the reference);
+* ``"s2v"`` (default) - the same steps written out: the empty-prompt text embedding is computed once and cached, both
+  guidance branches and several embeddings run as one UNet batch, and :meth:`StableUnCLIPGenerator.optimize` can
+  compile the UNet/VAE (``torch.compile``; CUDA graphs with ``mode="reduce-overhead"``) on a GPU.
+
+Both draw their noise the same way (a CPU ``torch.Generator(seed)`` per embedding: first the embedding noise, then the
+``n`` starting latents), so an embedding's pictures do not depend on what else is in the batch, the same ``seed``
+starts every embedding from the same noise (handy for interpolation), and the two engines agree (bit for bit on a CPU
+with deterministic samplers such as the default DDIM; see ``tests/test_full.py``).
+
+For tests and benchmarks without downloads, :func:`build_stable_unclip_pipeline` builds a real
+``StableUnCLIPImg2ImgPipeline`` with random weights, either tiny or with the SD 2.1 unCLIP architecture
+(:data:`SD21_UNCLIP_CONFIGS`, written out from Stability's ``v2-1-stable-unclip-h-inference.yaml`` and diffusers'
+conversion rules, not downloaded), and :func:`offline_clip_tokenizer` makes a byte-level CLIP tokenizer without any
+vocabulary download.
 """
 
 from __future__ import annotations
+
+import copy
+import warnings
 
 import numpy as np
 import torch
@@ -14,52 +46,438 @@ from torch import nn
 
 OPENCLIP_MODEL, OPENCLIP_PRETRAINED = "ViT-H-14", "laion2b_s32b_b79k"
 UNCLIP_REPO = "stabilityai/stable-diffusion-2-1-unclip"
+# the authors' generation settings (PAPER.md step 7)
+UNCLIP_DEFAULTS = {"steps": 20, "guidance": 10.0, "noise_level": 0, "prompt": "", "eta": 0.0}
+
+TOY_ALTERNATIVE = "On a machine without internet, use the toy profile instead (S2V_PROFILE=toy, the default)."
+
+
+def _error(message: str):
+    from .registry import ModelError
+
+    return ModelError(message)
 
 
 def _missing(what: str, how: str, err: Exception):
-    from .registry import ModelError
+    first = (str(err).strip().splitlines() or [""])[0][:200]
+    return _error(f"{what} could not be loaded ({type(err).__name__}: {first}). It is a download: {how}. {TOY_ALTERNATIVE}")
 
-    return ModelError(
-        f"{what} could not be loaded ({type(err).__name__}: {str(err).splitlines()[0][:160]}). "
-        f"It is a download: {how}. On a machine without internet, use the toy profile instead (S2V_PROFILE=toy)."
-    )
+
+def _need(module: str, pip_name: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise _error(f"the full profile needs the package {pip_name!r} ({err}); install it with "
+                     f"`pip install {pip_name}` or `pip install -e .[full]`. {TOY_ALTERNATIVE}") from None  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# OpenCLIP ViT-H/14 (the anchor space)
 
 
 class OpenCLIPImageEncoder(nn.Module):
-    """OpenCLIP's visual tower behind the toy encoder's interface: ``encode(uint8 frames) -> [B, 1024]``."""
+    """OpenCLIP's visual tower behind the toy encoder's interface: ``encode(uint8 frames) -> [B, dim]``.
 
-    def __init__(self, model: nn.Module, preprocess, dim: int = 1024):
+    Frames go through open_clip's own preprocessing for the model (for ViT-H-14: resize the short side to 224 with
+    bicubic interpolation, centre crop, CLIP mean/std), then ``visual`` gives the projected, *un-normalised* image
+    embedding - the same vector Stable unCLIP takes as ``image_embeds``. Only the visual tower is kept.
+    """
+
+    def __init__(self, visual: nn.Module, preprocess, dim: int = 1024):
         super().__init__()
-        self.model, self.preprocess, self.dim = model, preprocess, dim
+        self.visual, self.preprocess, self.dim = visual, preprocess, dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.visual.parameters()).device
 
     @torch.no_grad()
-    def encode(self, frames, batch_size: int = 32) -> torch.Tensor:
+    def encode(self, frames, batch_size: int = 64) -> torch.Tensor:
+        """uint8 frames (an array [B, H, W, 3] or a list of [H, W, 3] of any sizes) -> float32 [B, dim] on the CPU."""
         from PIL import Image
 
-        frames = np.asarray(frames)
-        device = next(self.model.parameters()).device
+        if isinstance(frames, np.ndarray | torch.Tensor) and np.asarray(frames).ndim == 3:
+            frames = np.asarray(frames)[None]
+        frames = [np.asarray(f) for f in frames]
+        for f in frames:
+            if f.dtype != np.uint8 or f.ndim != 3 or f.shape[-1] != 3:
+                raise ValueError(f"expected uint8 RGB frames [H, W, 3], got {f.dtype} {f.shape}")
+        self.visual.eval()
+        dtype = next(self.visual.parameters()).dtype
         out = []
         for i in range(0, len(frames), batch_size):
-            x = torch.stack([self.preprocess(Image.fromarray(f)) for f in frames[i : i + batch_size]]).to(device)
-            out.append(self.model.encode_image(x).float().cpu())
+            x = torch.stack([self.preprocess(Image.fromarray(f)) for f in frames[i : i + batch_size]])
+            out.append(self.visual(x.to(self.device, dtype)).float().cpu())
         return torch.cat(out) if out else torch.zeros(0, self.dim)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Preprocessed images [B, 3, S, S] -> embeddings [B, dim]."""
+        return self.visual(x)
 
-def load_openclip_image_encoder(device: str = "cpu", name: str = OPENCLIP_MODEL, pretrained: str | None = OPENCLIP_PRETRAINED):
-    import open_clip
 
+def load_openclip_image_encoder(device: str = "cpu", name: str = OPENCLIP_MODEL,
+                                pretrained: str | None = OPENCLIP_PRETRAINED, precision: str | None = None,
+                                cache_dir: str | None = None) -> OpenCLIPImageEncoder:  # fmt: skip
+    """open_clip ``name`` with weights ``pretrained`` (a tag, a file, or None for random weights).
+
+    ``precision`` defaults to fp16 on CUDA and fp32 elsewhere. The weights are downloaded before the model is built,
+    so offline this fails in seconds with a :class:`~s2v_lib.registry.ModelError`.
+    """
+    open_clip = _need("open_clip", "open_clip_torch")
+    precision = precision or ("fp16" if str(device).startswith("cuda") else "fp32")
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, device=device)
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=pretrained, device=device, precision=precision, cache_dir=cache_dir
+        )
     except Exception as err:
-        raise _missing(f"OpenCLIP {name} ({pretrained})", "run once with internet so open_clip caches the weights", err) from None
-    return OpenCLIPImageEncoder(model.eval(), preprocess, dim=model.visual.output_dim)
+        how = (f"open_clip fetches {name} ({pretrained}, ~3.9 GB) from the Hugging Face hub on first use; run once "
+               f"with internet (or copy the hub cache, HF_HOME, from a machine that has it)")  # fmt: skip
+        raise _missing(f"OpenCLIP {name} ({pretrained})", how, err) from None
+    visual = model.visual.eval().requires_grad_(False)
+    dim = getattr(visual, "output_dim", None) or model.text_projection.shape[-1]
+    del model  # the text tower is not needed
+    return OpenCLIPImageEncoder(visual, preprocess, dim=int(dim))
 
 
-def load_stable_unclip(device: str = "cpu", repo: str = UNCLIP_REPO):
-    from diffusers import StableUnCLIPImg2ImgPipeline
+def tiny_openclip_config(embed_dim: int = 32, image_size: int = 32) -> dict:
+    """A tiny open_clip model config (ViT) for tests: write it as ``NAME.json`` and ``open_clip.add_model_config``."""
+    return {
+        "embed_dim": embed_dim,
+        "vision_cfg": {"image_size": image_size, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
+        "text_cfg": {"context_length": 16, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
+    }
 
+
+# ----------------------------------------------------------------------------------------------------------------
+# Stable unCLIP (the frozen generator)
+
+
+class StableUnCLIPGenerator(nn.Module):
+    """``generate(embeds [B, D], n, seed) -> uint8 [B, n, H, W, 3]`` through a ``StableUnCLIPImg2ImgPipeline``.
+
+    Defaults are the authors' (noise_level 0, empty prompt, 20 steps, guidance 10 with zero embeddings as the
+    unconditional branch); each can be changed on the instance (``gen.steps = 50``) or per call.
+    ``engine`` is ``"s2v"`` (batched, cached, compilable) or ``"diffusers"`` (the plain pipeline call).
+    ``batch_size`` is the number of embeddings per UNet batch in the ``s2v`` engine (each brings ``2 n`` images).
+    """
+
+    def __init__(self, pipe, steps: int = 20, guidance: float = 10.0, noise_level: int = 0, prompt: str = "",
+                 eta: float = 0.0, height: int | None = None, width: int | None = None, engine: str = "s2v",
+                 batch_size: int = 4, vae_batch_size: int = 8):  # fmt: skip
+        super().__init__()
+        self.pipe = pipe
+        pipe.set_progress_bar_config(disable=True)
+        # register the pipeline's networks so .to(), .parameters() and .eval() see them
+        self.unet, self.vae, self.text_encoder = pipe.unet, pipe.vae, pipe.text_encoder
+        self.image_normalizer = pipe.image_normalizer
+        self.steps, self.guidance, self.noise_level, self.prompt, self.eta = steps, guidance, noise_level, prompt, eta
+        scale = pipe.vae_scale_factor
+        self.height = height or pipe.unet.config.sample_size * scale
+        self.width = width or pipe.unet.config.sample_size * scale
+        self.engine, self.batch_size, self.vae_batch_size = engine, batch_size, vae_batch_size
+        self.emb_dim = int(pipe.image_normalizer.mean.shape[-1])
+        self._text_cache: dict = {}
+        self._unet_fn = self._vae_fn = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+    def to(self, *args, **kwargs):
+        self.pipe.to(*args, **kwargs)
+        self._text_cache.clear()
+        return super().to(*args, **kwargs)
+
+    def optimize(self, compile: bool = True, mode: str | None = "max-autotune-no-cudagraphs", vae: bool = True,
+                 channels_last: bool = True, fuse_qkv: bool = False) -> StableUnCLIPGenerator:  # fmt: skip
+        """GPU speed-ups for the ``s2v`` engine that leave the computation unchanged: channels-last memory format,
+        TF32 matmuls, ``torch.compile`` of the UNet (and the VAE decoder); ``mode="reduce-overhead"`` adds CUDA graphs.
+        ``fuse_qkv`` fuses the attention projections (diffusers ``fuse_qkv_projections``)."""
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = True
+        if channels_last:
+            self.unet.to(memory_format=torch.channels_last)
+            self.vae.to(memory_format=torch.channels_last)
+        if fuse_qkv and hasattr(self.unet, "fuse_qkv_projections"):
+            self.unet.fuse_qkv_projections()
+        if compile:
+            self._unet_fn = torch.compile(self.unet, mode=mode, fullgraph=False)
+            if vae:
+                self._vae_fn = torch.compile(self.vae.decode, mode=mode, fullgraph=False)
+        return self
+
+    # -- generation ---------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(self, embeds, n: int = 1, seed: int = 0, steps: int | None = None, guidance: float | None = None,
+                 noise_level: int | None = None, prompt: str | None = None, engine: str | None = None,
+                 batch_size: int | None = None) -> np.ndarray:  # fmt: skip
+        """n pictures for each embedding: uint8 [B, n, H, W, 3]. Raises ValueError on NaN/inf embeddings."""
+        from .generators import check_embeds
+
+        e = check_embeds(embeds, self.emb_dim)
+        cfg = dict(steps=self.steps if steps is None else steps, guidance=self.guidance if guidance is None else guidance,
+                   noise_level=self.noise_level if noise_level is None else noise_level,
+                   prompt=self.prompt if prompt is None else prompt)  # fmt: skip
+        max_level = self.pipe.image_noising_scheduler.config.num_train_timesteps
+        if not 0 <= cfg["noise_level"] < max_level:
+            raise ValueError(f"noise_level must be in [0, {max_level - 1}], got {cfg['noise_level']}")
+        if n < 1 or cfg["steps"] < 1:
+            raise ValueError(f"n and steps must be >= 1 (got n={n}, steps={cfg['steps']})")
+        engine = engine or self.engine
+        if engine == "diffusers":
+            out = [self._generate_diffusers(e[b : b + 1], n, seed, **cfg) for b in range(len(e))]
+        elif engine == "s2v":
+            bs = max(1, batch_size or self.batch_size)
+            out = [self._generate_s2v(e[i : i + bs], n, seed, **cfg) for i in range(0, len(e), bs)]
+        else:
+            raise ValueError(f"engine must be 's2v' or 'diffusers', not {engine!r}")
+        images = torch.cat(out) if out else torch.zeros(0, 3, self.height, self.width)
+        images = self._to_uint8(images)
+        return images.reshape(len(e), n, *images.shape[1:])
+
+    @staticmethod
+    def _to_uint8(images: torch.Tensor) -> np.ndarray:
+        """[N, 3, H, W] in [0, 1] -> uint8 [N, H, W, 3] (rounded as diffusers' ``numpy_to_pil``)."""
+        return (images.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+    def _generate_diffusers(self, e, n, seed, steps, guidance, noise_level, prompt) -> torch.Tensor:
+        """The plain pipeline call for one embedding [1, D] -> [n, 3, H, W] in [0, 1]."""
+        out = self.pipe(image_embeds=e.to(self.device, self.dtype), prompt=prompt, noise_level=noise_level,
+                        num_inference_steps=steps, guidance_scale=guidance, num_images_per_prompt=n,
+                        height=self.height, width=self.width, eta=self.eta,
+                        generator=torch.Generator().manual_seed(seed), output_type="pt")  # fmt: skip
+        return out.images
+
+    def _text_embeds(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(conditional, unconditional) text embeddings [1, L, C] of ``prompt`` and of the empty negative prompt."""
+        key = (prompt, self.device, self.dtype)
+        if key not in self._text_cache:
+            cond, uncond = self.pipe.encode_prompt(prompt=prompt, device=self.device, num_images_per_prompt=1,
+                                                   do_classifier_free_guidance=True, negative_prompt=None)  # fmt: skip
+            self._text_cache[key] = (cond, uncond)
+        return self._text_cache[key]
+
+    def _generate_s2v(self, e, n, seed, steps, guidance, noise_level, prompt) -> torch.Tensor:
+        """What the pipeline does, written out for a batch of embeddings [b, D] -> [b * n, 3, H, W] in [0, 1]."""
+        from diffusers.utils.torch_utils import randn_tensor
+
+        pipe, device, dtype = self.pipe, self.device, self.dtype
+        b = len(e)
+        shape = (n, pipe.unet.config.in_channels, self.height // pipe.vae_scale_factor, self.width // pipe.vae_scale_factor)
+        # noise exactly as the pipeline draws it for each embedding: embedding noise first, then the n latents
+        conds, latents = [], []
+        e = e.to(device, dtype)
+        for i in range(b):
+            gen = torch.Generator().manual_seed(seed)
+            noise = randn_tensor(e[i : i + 1].shape, generator=gen, device=device, dtype=dtype)
+            conds.append(pipe.noise_image_embeddings(e[i : i + 1], torch.tensor([noise_level], device=device), noise=noise))
+            latents.append(randn_tensor(shape, generator=gen, device=device, dtype=dtype))
+        cond = torch.cat(conds).repeat_interleave(n, 0)  # [b n, 2 D]
+        latents = torch.cat(latents) * pipe.scheduler.init_noise_sigma
+        text_c, text_u = self._text_embeds(prompt)
+        cfg = guidance > 1.0
+        if cfg:
+            class_labels = torch.cat([torch.zeros_like(cond), cond])
+            text = torch.cat([text_u.expand(len(cond), -1, -1), text_c.expand(len(cond), -1, -1)])
+        else:
+            class_labels, text = cond, text_c.expand(len(cond), -1, -1)
+        scheduler = copy.deepcopy(pipe.scheduler)  # no shared state between calls
+        scheduler.set_timesteps(steps, device=device)
+        extra = pipe.prepare_extra_step_kwargs(None, self.eta)
+        unet = self._unet_fn or pipe.unet
+        if self._unet_fn is not None and self.unet.device.type == "cuda":
+            latents = latents.contiguous(memory_format=torch.channels_last)
+        for t in scheduler.timesteps:
+            x = torch.cat([latents, latents]) if cfg else latents
+            x = scheduler.scale_model_input(x, t)
+            eps = unet(x, t, encoder_hidden_states=text, class_labels=class_labels, return_dict=False)[0]
+            if cfg:
+                eps_u, eps_c = eps.chunk(2)
+                eps = eps_u + guidance * (eps_c - eps_u)
+            latents = scheduler.step(eps, t, latents, **extra, return_dict=False)[0]
+        decode = self._vae_fn or pipe.vae.decode
+        scale = pipe.vae.config.scaling_factor
+        chunk = max(1, self.vae_batch_size)
+        images = torch.cat([decode(latents[i : i + chunk] / scale, return_dict=False)[0] for i in range(0, len(latents), chunk)])
+        return pipe.image_processor.postprocess(images, output_type="pt")
+
+
+def load_stable_unclip(device: str = "cpu", repo: str = UNCLIP_REPO, dtype: torch.dtype | None = None,
+                       cache_dir: str | None = None, **settings) -> StableUnCLIPGenerator:  # fmt: skip
+    """Stable unCLIP 2.1 (``repo``) as a :class:`StableUnCLIPGenerator`; fp16 on CUDA, fp32 elsewhere.
+
+    ``settings`` go to the generator (``steps``, ``guidance``, ``noise_level``, ``prompt``, ``engine`` ...).
+    """
+    diffusers = _need("diffusers", "diffusers")
+    _need("transformers", "transformers")
+    dtype = dtype or (torch.float16 if str(device).startswith("cuda") else torch.float32)
     try:
-        pipe = StableUnCLIPImg2ImgPipeline.from_pretrained(repo, torch_dtype=torch.float16 if device != "cpu" else torch.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # diffusers >= 0.36 renames torch_dtype to dtype
+            pipe = diffusers.StableUnCLIPImg2ImgPipeline.from_pretrained(repo, torch_dtype=dtype, cache_dir=cache_dir)
     except Exception as err:
-        raise _missing(f"Stable unCLIP ({repo})", "run once with internet so diffusers caches it (~5 GB)", err) from None
-    return pipe.to(device)
+        how = (f"diffusers fetches {repo} (~5 GB in fp16/fp32 safetensors) from the Hugging Face hub on first use; run "
+               f"once with internet, e.g. `huggingface-cli download {repo}` (or copy the hub cache, HF_HOME, from a "
+               f"machine that has it)")  # fmt: skip
+        raise _missing(f"Stable unCLIP ({repo})", how, err) from None
+    return StableUnCLIPGenerator(pipe.to(device), **settings)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# random-weight pipelines of the real classes (tests, benchmarks): no download
+
+
+def _bytes_to_unicode() -> list[str]:
+    """GPT-2/CLIP byte-level alphabet: 256 printable characters standing for the 256 byte values."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs, extra = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + extra)
+            extra += 1
+    return [chr(c) for _, c in sorted(zip(bs, cs))]
+
+
+def offline_clip_tokenizer(model_max_length: int = 77, folder=None):
+    """A byte-level ``CLIPTokenizer`` with no merges (514 tokens: bytes, bytes + ``</w>``, start, end): it tokenizes any
+    text, and needs no download. ``folder`` is where vocab.json/merges.txt go for transformers < 5 (a temp dir)."""
+    import inspect
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from transformers import CLIPTokenizer
+
+    chars = _bytes_to_unicode()
+    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {t: i for i, t in enumerate(tokens)}
+    if "vocab" in inspect.signature(CLIPTokenizer.__init__).parameters:  # transformers >= 5
+        return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
+    folder = Path(folder or tempfile.mkdtemp(prefix="s2v-clip-tok-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    return CLIPTokenizer(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"),
+                         model_max_length=model_max_length)  # fmt: skip
+
+
+# SD 2.1 unCLIP-H, from Stability's v2-1-stable-unclip-h-inference.yaml (model_channels 320, channel_mult 1-2-4-4,
+# attention at the first three levels, num_head_channels 64, linear transformer projections, context 1024,
+# "sequential" class conditioning with adm_in_channels 2048, v-prediction, 96x96 latents = 768 px; VAE ch 128,
+# ch_mult 1-2-4-4, scale 0.18215; noise augmentation: 1000 squared-cosine steps over 1024-d embeddings) converted with
+# diffusers' convert_from_ckpt rules. The text encoder is OpenCLIP ViT-H's text tower up to its penultimate layer (23
+# of 24 layers), as in SD 2.x. Written out by hand: the hub's own config files were not available here.
+SD21_UNCLIP_CONFIGS = {
+    "unet": dict(
+        sample_size=96, in_channels=4, out_channels=4, layers_per_block=2,
+        block_out_channels=(320, 640, 1280, 1280),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        attention_head_dim=(5, 10, 20, 20), use_linear_projection=True, cross_attention_dim=1024,
+        class_embed_type="projection", projection_class_embeddings_input_dim=2048, upcast_attention=True,
+    ),
+    "vae": dict(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, sample_size=768,
+        block_out_channels=(128, 256, 512, 512),
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, scaling_factor=0.18215,
+    ),
+    "text_encoder": dict(
+        vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16,
+        max_position_embeddings=77, hidden_act="gelu", projection_dim=512, layer_norm_eps=1e-5,
+    ),
+    # OpenCLIP ViT-H/14 image tower in transformers' format (unused when image_embeds are given: only its dtype is read)
+    "image_encoder": dict(
+        hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16, image_size=224,
+        patch_size=14, projection_dim=1024, hidden_act="gelu", layer_norm_eps=1e-5,
+    ),
+    "scheduler": dict(
+        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+        prediction_type="v_prediction", clip_sample=False, set_alpha_to_one=False, steps_offset=1,
+    ),
+    "image_noising_scheduler": dict(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2"),
+    "embedding_dim": 1024,
+}  # fmt: skip
+
+TINY_UNCLIP_CONFIGS = {
+    "unet": dict(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, cross_attention_dim=32, norm_num_groups=8,
+        class_embed_type="projection", projection_class_embeddings_input_dim=32,
+    ),
+    "vae": dict(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, sample_size=16, norm_num_groups=8,
+        block_out_channels=(16, 32), down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2, scaling_factor=0.18215,
+    ),
+    "text_encoder": dict(
+        vocab_size=514, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        max_position_embeddings=16, hidden_act="gelu", projection_dim=32,
+    ),
+    "image_encoder": dict(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=16, patch_size=8,
+        projection_dim=16,
+    ),
+    "scheduler": SD21_UNCLIP_CONFIGS["scheduler"],
+    "image_noising_scheduler": SD21_UNCLIP_CONFIGS["image_noising_scheduler"],
+    "embedding_dim": 16,
+}  # fmt: skip
+
+
+def build_stable_unclip_pipeline(size: str = "tiny", device: str = "cpu", dtype: torch.dtype = torch.float32,
+                                 seed: int = 0, image_encoder: str = "stub"):  # fmt: skip
+    """A real ``StableUnCLIPImg2ImgPipeline`` with random weights and no download.
+
+    ``size="tiny"`` (CPU tests: 16 px, 16-d embeddings) or ``"sd21"`` (the SD 2.1 unCLIP-H architecture: 768 px,
+    1024-d embeddings, ~865M-parameter UNet; build it on a GPU). ``image_encoder="stub"`` gives a one-layer vision model
+    (the pipeline never runs it when ``image_embeds`` are passed, it only reads its dtype); ``"full"`` the ViT-H size.
+    The CLIP image-embedding statistics of the normaliser are random too (mean ~ N(0, 1), std ~ U(0.5, 1.5)).
+    """
+    from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, StableUnCLIPImg2ImgPipeline, UNet2DConditionModel
+    from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import StableUnCLIPImageNormalizer
+    from transformers import CLIPImageProcessor, CLIPTextConfig, CLIPTextModel, CLIPVisionConfig
+    from transformers import CLIPVisionModelWithProjection
+
+    configs = {"tiny": TINY_UNCLIP_CONFIGS, "sd21": SD21_UNCLIP_CONFIGS}.get(size)
+    if configs is None:
+        raise ValueError(f"size must be 'tiny' or 'sd21', not {size!r}")
+    tok = offline_clip_tokenizer(model_max_length=configs["text_encoder"]["max_position_embeddings"])
+    emb = configs["embedding_dim"]
+    vision = dict(configs["image_encoder"])
+    if image_encoder == "stub":
+        vision.update(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=16,
+                      patch_size=8)  # fmt: skip
+    elif image_encoder != "full":
+        raise ValueError(f"image_encoder must be 'stub' or 'full', not {image_encoder!r}")
+    vision["projection_dim"] = emb
+    torch.manual_seed(seed)
+    with torch.device(device):
+        unet = UNet2DConditionModel(**configs["unet"])
+        vae = AutoencoderKL(**configs["vae"])
+        text = CLIPTextModel(CLIPTextConfig(**configs["text_encoder"], bos_token_id=tok.bos_token_id,
+                                            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))  # fmt: skip
+        image = CLIPVisionModelWithProjection(CLIPVisionConfig(**vision))
+        normalizer = StableUnCLIPImageNormalizer(embedding_dim=emb)
+    g = torch.Generator().manual_seed(seed + 1)
+    normalizer.mean.data.copy_(torch.randn(1, emb, generator=g))
+    normalizer.std.data.copy_(torch.rand(1, emb, generator=g) + 0.5)
+    size_px = vision["image_size"]
+    pipe = StableUnCLIPImg2ImgPipeline(
+        feature_extractor=CLIPImageProcessor(size={"shortest_edge": size_px}, crop_size={"height": size_px, "width": size_px}),
+        image_encoder=image, image_normalizer=normalizer,
+        image_noising_scheduler=DDPMScheduler(**configs["image_noising_scheduler"]),
+        tokenizer=tok, text_encoder=text, unet=unet, scheduler=DDIMScheduler(**configs["scheduler"]), vae=vae,
+    )  # fmt: skip
+    pipe.set_progress_bar_config(disable=True)
+    pipe.to(device)
+    return pipe.to(dtype=dtype) if dtype != torch.float32 else pipe
