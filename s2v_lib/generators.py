@@ -138,11 +138,14 @@ def pretrain_diffusion(
     max_seconds: float | None = None,
     p_uncond: float = 0.1,
     ema_decay: float = 0.999,
+    init: ToyDiffusionGenerator | None = None,
     **config,
 ) -> tuple[ToyDiffusionGenerator, dict]:
-    """Train the toy diffusion generator on (frame, frozen image embedding) pairs; returns the EMA model."""
+    """Train the toy diffusion generator on (frame, frozen image embedding) pairs; returns the EMA model.
+    ``init`` continues from an earlier model (its weights start both the model and its EMA)."""
     torch.manual_seed(seed)
-    model = ToyDiffusionGenerator(emb_dim=embeds.shape[1], **config).to(device)
+    model = copy.deepcopy(init).train().requires_grad_(True) if init is not None else ToyDiffusionGenerator(emb_dim=embeds.shape[1], **config)
+    model = model.to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = model.make_scheduler("ddpm")
@@ -167,7 +170,7 @@ def pretrain_diffusion(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        _ema_update(ema, model, ema_decay if step > 500 else 0.0)
+        _ema_update(ema, model, ema_decay if (step > 500 or init is not None) else 0.0)
         losses.append(loss.detach())
     return ema.cpu(), {"steps": len(losses), "final_loss": torch.stack(losses[-200:]).mean().item(), "seconds": budget.elapsed()}
 
@@ -260,11 +263,14 @@ def pretrain_gan(
     device: str = "cpu",
     max_seconds: float | None = None,
     ema_decay: float = 0.999,
+    init: ToyGAN | None = None,
     **config,
 ) -> tuple[ToyGAN, dict]:
-    """Hinge-loss conditional GAN on (frame, frozen image embedding) pairs; returns the EMA generator."""
+    """Hinge-loss conditional GAN on (frame, frozen image embedding) pairs; returns the EMA generator.
+    ``init`` continues from an earlier generator (the discriminator, never shipped, starts afresh)."""
     torch.manual_seed(seed)
-    g = ToyGAN(emb_dim=embeds.shape[1], **config).to(device)
+    g = copy.deepcopy(init).train().requires_grad_(True) if init is not None else ToyGAN(emb_dim=embeds.shape[1], **config)
+    g = g.to(device)
     d = _ProjectionDiscriminator(embeds.shape[1]).to(device)
     g_ema = copy.deepcopy(g).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(g.parameters(), lr=lr, betas=(0.0, 0.9))
@@ -287,7 +293,7 @@ def pretrain_gan(
         loss_g.backward()
         opt_g.step()
         # keep the EMA's BatchNorm statistics in step with the generator's
-        _ema_update(g_ema, g, ema_decay if step > 1000 else 0.0)
+        _ema_update(g_ema, g, ema_decay if (step > 1000 or init is not None) else 0.0)
         for be, bm in zip(g_ema.buffers(), g.buffers(), strict=True):
             be.copy_(bm)
         log.append(torch.stack([loss_d.detach(), loss_g.detach()]))

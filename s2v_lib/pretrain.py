@@ -37,8 +37,8 @@ def pretrain_frames(n_clips: int, workers: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def run_stage(stage: str, device: str = "cpu", seconds: float = 60.0, n_clips: int = 20000, workers: int = 1,
-              out: Path | None = None, seed: int = 0) -> dict:  # fmt: skip
-    from .registry import load_toy_model, save_model
+              out: Path | None = None, seed: int = 0, init: bool = False, lr: float | None = None) -> dict:  # fmt: skip
+    from .registry import load_toy_model, read_manifest, save_model
 
     out = Path(out or models_dir())
     setup_torch()
@@ -48,6 +48,7 @@ def run_stage(stage: str, device: str = "cpu", seconds: float = 60.0, n_clips: i
         torch.backends.cudnn.benchmark = True
     frames, targets = pretrain_frames(n_clips, workers)
     command = f"s2v pretrain {stage} --device {device} --seconds {seconds:g} --clips {n_clips} --seed {seed}"
+    command += (" --init" if init else "") + (f" --lr {lr:g}" if lr else "")
     info = {"command": command, "seed": seed, "world": f"seed {PRETRAIN_SEED}, {n_clips} clips, {len(frames)} frames",
             "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"}  # fmt: skip
     if stage == "world":
@@ -71,7 +72,12 @@ def run_stage(stage: str, device: str = "cpu", seconds: float = 60.0, n_clips: i
         encoder = load_toy_model("toy-image-encoder", folder=out, device=device)
         embeds = encoder.encode(frames)
         fn = pretrain_diffusion if stage == "diffusion" else pretrain_gan
-        model, stats = fn(frames, embeds, steps=steps, seed=seed, device=device, max_seconds=seconds)
+        kw = {"lr": lr} if lr else {}
+        if init:  # continue from the model already in `out`, and keep a record of the earlier runs
+            kw["init"] = load_toy_model(f"toy-{stage}", folder=out)
+            earlier = read_manifest(out)[f"toy-{stage}"]
+            info["continued_from"] = {k: earlier.get(k) for k in ("sha256", "command", "steps", "seconds", "continued_from")}
+        model, stats = fn(frames, embeds, steps=steps, seed=seed, device=device, max_seconds=seconds, **kw)
         info["image_encoder_sha256"] = _manifest_sha(out, "toy-image-encoder")
         save_model(model, f"toy-{stage}", {**info, **stats}, out, half=True)
     else:
