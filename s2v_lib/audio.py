@@ -72,7 +72,7 @@ class FrontEnd:
             x,
             n_fft=self.n_fft,
             hop_length=self.hop_length,
-            window=torch.hann_window(self.n_fft),
+            window=torch.hann_window(self.n_fft, device=x.device),
             return_complex=True,
         )
         logpow = torch.log(spec.abs().square() + 1e-7)

@@ -17,7 +17,25 @@ def _cmd_pretrain(args) -> int:
 
     for stage in args.stages:
         run_stage(stage, device=args.device, seconds=args.seconds, n_clips=args.clips, workers=args.workers,
-                  out=Path(args.out) if args.out else None, seed=args.seed)  # fmt: skip
+                  out=Path(args.out) if args.out else None, seed=args.seed, init=args.init, lr=args.lr)  # fmt: skip
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .demo import DemoConfig, run_demo, summary
+
+    cfg = DemoConfig(epochs=args.epochs, loss=args.loss, pairing=args.pairing, generator=args.generator,
+                     n_train=args.clips, seed=args.seed)  # fmt: skip
+    m = run_demo(args.out, cfg, force=args.force)
+    print(summary(m))
+    print(f"wrote {args.out}/metrics.json, gallery.png, training_curve.png, sounds/")
+    return 0
+
+
+def _cmd_ssl(args) -> int:
+    from .ssl import run_ssl_benchmark
+
+    run_ssl_benchmark(args.out, force=args.force)
     return 0
 
 
@@ -28,6 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
+    pd = sub.add_parser("demo", help="the whole method on the toy profile: train, generate, measure")
+    pd.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    pd.add_argument("--force", action="store_true", help="overwrite the results of an earlier run in --out")
+    pd.add_argument("--epochs", type=int, default=3)
+    pd.add_argument("--clips", type=int, default=4000, help="training clips")
+    pd.add_argument("--loss", default="infonce_l2", choices=["infonce_l2", "infonce_l2_normalized", "infonce_cosine", "mse", "l1"])
+    pd.add_argument("--pairing", default="middle", choices=["middle", "random", "top1", "truth"])
+    pd.add_argument("--generator", default="toy-diffusion", choices=["toy-diffusion", "toy-gan"])
+    pd.add_argument("--seed", type=int, default=0)
+    pd.set_defaults(func=_cmd_demo)
+
+    ps = sub.add_parser("ssl", help="sound-source localisation and frame selection, measured on ground truth")
+    ps.add_argument("--out", default="runs/ssl", help="output folder (default runs/ssl)")
+    ps.add_argument("--force", action="store_true", help="overwrite the results of an earlier run in --out")
+    ps.set_defaults(func=_cmd_ssl)
+
     pp = sub.add_parser("pretrain", help="(maintainers) train the frozen toy models shipped in data/models")
     pp.add_argument("stages", nargs="+", choices=STAGES, metavar="STAGE", help=f"one or more of: {', '.join(STAGES)}")
     pp.add_argument("--device", default="cpu")
@@ -36,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--workers", type=int, default=1, help="processes that build the toy world")
     pp.add_argument("--seed", type=int, default=0)
     pp.add_argument("--out", default=None, help="models folder (default data/models)")
+    pp.add_argument("--init", action="store_true", help="continue training the generator already in --out")
+    pp.add_argument("--lr", type=float, default=None, help="learning rate (default: the stage's own)")
     pp.set_defaults(func=_cmd_pretrain)
     return p
 

@@ -37,7 +37,9 @@ vocabulary download.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 import warnings
 
 import numpy as np
@@ -60,7 +62,9 @@ def _error(message: str):
 
 def _missing(what: str, how: str, err: Exception):
     first = (str(err).strip().splitlines() or [""])[0][:200]
-    return _error(f"{what} could not be loaded ({type(err).__name__}: {first}). It is a download: {how}. {TOY_ALTERNATIVE}")
+    return _error(
+        f"{what} could not be loaded ({type(err).__name__}: {first}). It is a download: {how}. {TOY_ALTERNATIVE}"
+    )
 
 
 def _need(module: str, pip_name: str):
@@ -71,6 +75,33 @@ def _need(module: str, pip_name: str):
     except ImportError as err:
         raise _error(f"the full profile needs the package {pip_name!r} ({err}); install it with "
                      f"`pip install {pip_name}` or `pip install -e .[full]`. {TOY_ALTERNATIVE}") from None  # fmt: skip
+
+
+@contextlib.contextmanager
+def _held_logs():
+    """Hold the libraries' log records while loading: dropped if loading fails (our ModelError says it all, without
+    the hub's retry chatter), passed on unchanged if it succeeds."""
+    records: list[logging.LogRecord] = []
+
+    class Hold(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    names = ("", "open_clip", "diffusers", "transformers", "huggingface_hub")
+    saved = [(lg, lg.handlers[:], lg.propagate) for lg in map(logging.getLogger, names)]
+    hold = Hold()
+    for lg, _, _ in saved:
+        lg.handlers, lg.propagate = [hold], False
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        for lg, handlers, propagate in saved:
+            lg.handlers, lg.propagate = handlers, propagate
+        if ok:
+            for record in records:
+                logging.getLogger(record.name).handle(record)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -128,9 +159,10 @@ def load_openclip_image_encoder(device: str = "cpu", name: str = OPENCLIP_MODEL,
     open_clip = _need("open_clip", "open_clip_torch")
     precision = precision or ("fp16" if str(device).startswith("cuda") else "fp32")
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=pretrained, device=device, precision=precision, cache_dir=cache_dir
-        )
+        with _held_logs():
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                name, pretrained=pretrained, device=device, precision=precision, cache_dir=cache_dir
+            )
     except Exception as err:
         how = (f"open_clip fetches {name} ({pretrained}, ~3.9 GB) from the Hugging Face hub on first use; run once "
                f"with internet (or copy the hub cache, HF_HOME, from a machine that has it)")  # fmt: skip
@@ -169,6 +201,9 @@ class StableUnCLIPGenerator(nn.Module):
         super().__init__()
         self.pipe = pipe
         pipe.set_progress_bar_config(disable=True)
+        for module in pipe.components.values():  # frozen
+            if isinstance(module, nn.Module):
+                module.eval().requires_grad_(False)
         # register the pipeline's networks so .to(), .parameters() and .eval() see them
         self.unet, self.vae, self.text_encoder = pipe.unet, pipe.vae, pipe.text_encoder
         self.image_normalizer = pipe.image_normalizer
@@ -194,7 +229,7 @@ class StableUnCLIPGenerator(nn.Module):
         self._text_cache.clear()
         return super().to(*args, **kwargs)
 
-    def optimize(self, compile: bool = True, mode: str | None = "max-autotune-no-cudagraphs", vae: bool = True,
+    def optimize(self, compile: bool = True, mode: str | None = None, vae: bool = True,
                  channels_last: bool = True, fuse_qkv: bool = False) -> StableUnCLIPGenerator:  # fmt: skip
         """GPU speed-ups for the ``s2v`` engine that leave the computation unchanged: channels-last memory format,
         TF32 matmuls, ``torch.compile`` of the UNet (and the VAE decoder); ``mode="reduce-overhead"`` adds CUDA graphs.
@@ -272,14 +307,21 @@ class StableUnCLIPGenerator(nn.Module):
 
         pipe, device, dtype = self.pipe, self.device, self.dtype
         b = len(e)
-        shape = (n, pipe.unet.config.in_channels, self.height // pipe.vae_scale_factor, self.width // pipe.vae_scale_factor)
+        shape = (
+            n,
+            pipe.unet.config.in_channels,
+            self.height // pipe.vae_scale_factor,
+            self.width // pipe.vae_scale_factor,
+        )
         # noise exactly as the pipeline draws it for each embedding: embedding noise first, then the n latents
         conds, latents = [], []
         e = e.to(device, dtype)
         for i in range(b):
             gen = torch.Generator().manual_seed(seed)
             noise = randn_tensor(e[i : i + 1].shape, generator=gen, device=device, dtype=dtype)
-            conds.append(pipe.noise_image_embeddings(e[i : i + 1], torch.tensor([noise_level], device=device), noise=noise))
+            conds.append(
+                pipe.noise_image_embeddings(e[i : i + 1], torch.tensor([noise_level], device=device), noise=noise)
+            )
             latents.append(randn_tensor(shape, generator=gen, device=device, dtype=dtype))
         cond = torch.cat(conds).repeat_interleave(n, 0)  # [b n, 2 D]
         latents = torch.cat(latents) * pipe.scheduler.init_noise_sigma
@@ -307,7 +349,9 @@ class StableUnCLIPGenerator(nn.Module):
         decode = self._vae_fn or pipe.vae.decode
         scale = pipe.vae.config.scaling_factor
         chunk = max(1, self.vae_batch_size)
-        images = torch.cat([decode(latents[i : i + chunk] / scale, return_dict=False)[0] for i in range(0, len(latents), chunk)])
+        images = torch.cat(
+            [decode(latents[i : i + chunk] / scale, return_dict=False)[0] for i in range(0, len(latents), chunk)]
+        )
         return pipe.image_processor.postprocess(images, output_type="pt")
 
 
@@ -321,7 +365,7 @@ def load_stable_unclip(device: str = "cpu", repo: str = UNCLIP_REPO, dtype: torc
     _need("transformers", "transformers")
     dtype = dtype or (torch.float16 if str(device).startswith("cuda") else torch.float32)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _held_logs():
             warnings.simplefilter("ignore", FutureWarning)  # diffusers >= 0.36 renames torch_dtype to dtype
             pipe = diffusers.StableUnCLIPImg2ImgPipeline.from_pretrained(repo, torch_dtype=dtype, cache_dir=cache_dir)
     except Exception as err:
@@ -445,8 +489,13 @@ def build_stable_unclip_pipeline(size: str = "tiny", device: str = "cpu", dtype:
     """
     from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, StableUnCLIPImg2ImgPipeline, UNet2DConditionModel
     from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import StableUnCLIPImageNormalizer
-    from transformers import CLIPImageProcessor, CLIPTextConfig, CLIPTextModel, CLIPVisionConfig
-    from transformers import CLIPVisionModelWithProjection
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
 
     configs = {"tiny": TINY_UNCLIP_CONFIGS, "sd21": SD21_UNCLIP_CONFIGS}.get(size)
     if configs is None:
@@ -479,5 +528,7 @@ def build_stable_unclip_pipeline(size: str = "tiny", device: str = "cpu", dtype:
         tokenizer=tok, text_encoder=text, unet=unet, scheduler=DDIMScheduler(**configs["scheduler"]), vae=vae,
     )  # fmt: skip
     pipe.set_progress_bar_config(disable=True)
-    pipe.to(device)
-    return pipe.to(dtype=dtype) if dtype != torch.float32 else pipe
+    for module in pipe.components.values():  # plain nn.Module.to: nothing here must stay in float32
+        if isinstance(module, nn.Module):
+            nn.Module.to(module, device=device, dtype=dtype)
+    return pipe

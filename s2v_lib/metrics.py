@@ -95,10 +95,28 @@ def judged_category(judged: dict[str, np.ndarray]) -> np.ndarray:
     return judged["probs"].argmax(-1)
 
 
+def judged_scores(judge: ToyJudge, images: np.ndarray, categories: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """How a judge reads generated images [B, n, H, W, 3] made from sounds of ``categories`` [B]:
+
+    * ``accuracy``      - share of images in which the judge recognises the sound's category (probability >= 0.5);
+    * ``top1_accuracy`` - share whose single most probable category is the sound's (stricter: a picture that also
+      shows another object, as real frames with a silent distractor do, is a coin toss here);
+    * ``extra``         - mean number of *other* categories recognised per image (the false-positive side).
+    """
+    probs = judge.judge(images)["probs"]  # [B, n, C]
+    cats = np.asarray(categories)
+    hit = np.take_along_axis(probs, cats[:, None, None].repeat(probs.shape[1], 1), -1)[..., 0] >= threshold
+    present = probs >= threshold
+    return {
+        "accuracy": float(hit.mean()),
+        "top1_accuracy": float((probs.argmax(-1) == cats[:, None]).mean()),
+        "extra": float((present.sum(-1) - hit).mean()),
+    }
+
+
 def gen_accuracy(judge: ToyJudge, images: np.ndarray, categories: np.ndarray) -> float:
-    """Share of generated images [B, n, H, W, 3] whose judged top category equals the sound's category [B]."""
-    pred = judged_category(judge.judge(images))  # [B, n]
-    return float((pred == np.asarray(categories)[:, None]).mean())
+    """Share of generated images [B, n, H, W, 3] in which the judge recognises the sound's category [B]."""
+    return judged_scores(judge, images, categories)["accuracy"]
 
 
 def retrieval_recall(queries: torch.Tensor, gallery: torch.Tensor, ks=(1, 5, 10), metric: str = "l2") -> dict[str, float]:

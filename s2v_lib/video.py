@@ -128,11 +128,11 @@ def read_index(path: str | Path) -> list[ClipRecord]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such index file")
     with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = [(i + 1, [c.strip() for c in row]) for i, row in enumerate(csv.reader(f))]
-    rows = [(n, r) for n, r in rows if r and any(r) and not r[0].startswith("#")]
+        rows = [(i + 1, row) for i, row in enumerate(csv.reader(f))]
+    rows = [(n, r) for n, r in rows if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
     if not rows:
         return []
-    head = [c.lower() for c in rows[0][1]]
+    head = [c.strip().lower() for c in rows[0][1]]
     cols = {}
     if any(h in _ALIASES["id"] for h in head) and any(h in _ALIASES["start"] for h in head):
         for key, names in _ALIASES.items():
@@ -143,11 +143,11 @@ def read_index(path: str | Path) -> list[ClipRecord]:
         try:
             if cols:
                 get = lambda key, row=row: row[cols[key]] if cols[key] is not None and cols[key] < len(row) else ""  # noqa: E731
-                yid, start, label, split = get("id"), get("start"), get("label"), get("split")
+                yid, start, label, split = (get(key).strip() for key in ("id", "start", "label", "split"))
             else:  # VGGSound: youtube_id, start_seconds, label (may hold unquoted commas), split
                 if len(row) < 2:
                     raise ValueError("expected at least youtube_id,start")
-                yid, start = row[0], row[1]
+                yid, start = row[0].strip(), row[1].strip()
                 label = ",".join(row[2:-1]) if len(row) >= 4 else (row[2] if len(row) == 3 else "")
                 split = row[-1] if len(row) >= 4 else ""
             if not yid:
@@ -236,7 +236,9 @@ class VideoFolder:
             if stem in self.files:
                 return self.files[stem], (record.start if pattern == "{id}" else 0.0)
         tried = ", ".join(s for s, _ in stems)
-        raise VideoError(self.root, f"clip {record.clip_id}: no video file (tried {tried} with {'/'.join(VIDEO_EXTENSIONS)})")
+        raise VideoError(
+            self.root, f"clip {record.clip_id}: no video file (tried {tried} with {'/'.join(VIDEO_EXTENSIONS)})"
+        )
 
     def missing(self) -> list[ClipRecord]:
         out = []
@@ -480,7 +482,9 @@ def _check_entry(path, key: str, entry: dict, n_frames: int | None = None) -> di
     except (TypeError, ValueError):
         raise ValueError(f"{path}: clip {key}: frame numbers must be integers, got {moments!r}") from None
     if any(m != float(x) for m, x in zip(ints, moments)) or min(ints) < 0 or (n_frames and max(ints) >= n_frames):
-        raise ValueError(f"{path}: clip {key}: frame numbers must be integers in [0, {n_frames or 'T'}), got {moments!r}")
+        raise ValueError(
+            f"{path}: clip {key}: frame numbers must be integers in [0, {n_frames or 'T'}), got {moments!r}"
+        )
     if box is not None:
         if isinstance(box, list | tuple) and len(box) == 1 and isinstance(box[0], list | tuple):
             box = box[0]
@@ -555,7 +559,9 @@ class FeatureCache:
     def __init__(self, folder: str | Path, mmap: bool = True):
         self.folder = Path(folder)
         if not (self.folder / "ids.json").exists():
-            raise FileNotFoundError(f"{self.folder}: not a feature cache (no ids.json); build it with precompute_features")
+            raise FileNotFoundError(
+                f"{self.folder}: not a feature cache (no ids.json); build it with precompute_features"
+            )
         mode = "r" if mmap else None
         self.ids: list[str] = json.loads((self.folder / "ids.json").read_text())
         self.meta: dict = json.loads((self.folder / "meta.json").read_text())
@@ -563,7 +569,9 @@ class FeatureCache:
         self.frames = np.load(self.folder / "frames.npy", mmap_mode=mode)
         audio = self.folder / "audio.npy"
         self.audio = np.load(audio, mmap_mode=mode) if audio.exists() else None
-        if not (len(self.ids) == len(self.embeds) == len(self.frames)) or (self.audio is not None and len(self.audio) != len(self.ids)):
+        if not (len(self.ids) == len(self.embeds) == len(self.frames)) or (
+            self.audio is not None and len(self.audio) != len(self.ids)
+        ):
             raise ValueError(f"{self.folder}: damaged feature cache (row counts differ); rebuild it")
         self.index = {c: i for i, c in enumerate(self.ids)}
 
@@ -640,7 +648,9 @@ def merge_caches(parts: Sequence[str | Path], out: str | Path, order: Sequence[s
     embeds = pick("embeds") if ids else np.zeros((0, *d), np.float32)
     frames = pick("frames") if ids else np.zeros((0, d[0]), np.int16)
     audio = pick("audio") if ids and all(c.audio is not None for c in caches) else None
-    base = {k: v for k, v in (caches[0].meta if caches else {}).items() if k not in ("failed", "rank", "world", "format")}
+    base = {
+        k: v for k, v in (caches[0].meta if caches else {}).items() if k not in ("failed", "rank", "world", "format")
+    }
     return FeatureCache.write(out, ids, embeds, frames, audio, {**base, **(meta or {}), "failed": failed})
 
 

@@ -1,0 +1,49 @@
+"""The audio encoder: spectrogram -> a point in the frozen image encoder's embedding space (PAPER.md step 4).
+
+As in the authors' code: a torchvision ResNet-18 trained from scratch with a one-channel first convolution, global
+average pooling (512-d), then an MLP head into the image-embedding dimension (Sound2Vision: 512 -> 1024 -> ReLU ->
+1024 for OpenCLIP ViT-H/14; the toy profile: 512 -> 512 -> ReLU -> 128).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torchvision.models import resnet18
+
+from .audio import FrontEnd
+
+
+class AudioEncoder(nn.Module):
+    def __init__(self, emb_dim: int = 128, hidden: int = 512, front_end: str = "toy"):
+        super().__init__()
+        self.config = {"emb_dim": emb_dim, "hidden": hidden, "front_end": front_end}
+        self.front_end = FrontEnd.preset(front_end)
+        self.backbone = resnet18(weights=None)
+        self.backbone.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.backbone.fc = nn.Identity()
+        self.head = nn.Sequential(nn.Linear(512, hidden), nn.ReLU(), nn.Linear(hidden, emb_dim))
+
+    @classmethod
+    def paper(cls) -> AudioEncoder:
+        """The authors' configuration for the full profile (1024-d OpenCLIP ViT-H/14 space, 10 s clips)."""
+        return cls(emb_dim=1024, hidden=1024, front_end="paper")
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        """[B, 1, F, T] spectrograms -> [B, emb_dim] embeddings."""
+        return self.head(self.backbone(spec))
+
+    @torch.no_grad()
+    def embed(self, waves, batch_size: int = 256) -> torch.Tensor:
+        """Raw 16 kHz waveforms ([B, N] array or list) -> embeddings, through the front end, in eval mode."""
+        self.eval()
+        return embed_spectrograms(self, self.front_end(np.asarray(waves, dtype=np.float32)), batch_size)
+
+
+@torch.no_grad()
+def embed_spectrograms(model: AudioEncoder, specs: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    model.eval()
+    device = next(model.parameters()).device
+    out = [model(specs[i : i + batch_size].to(device).float()).cpu() for i in range(0, len(specs), batch_size)]
+    return torch.cat(out) if out else torch.zeros(0, model.config["emb_dim"])

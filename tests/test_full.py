@@ -1,0 +1,279 @@
+"""The full profile's models on tiny random-weight instances of the real classes (no download), and their offline
+failures. Real names: OpenCLIP ViT-H-14 / Stable unCLIP 2.1 must fail fast offline with a message a student can act on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+import torch
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("S2V_QUIET", "1")
+torch.set_num_threads(1)  # tiny models: one thread is as fast and robust when the CPU is shared
+
+open_clip = pytest.importorskip("open_clip")
+pytest.importorskip("diffusers")
+pytest.importorskip("transformers")
+
+from s2v_lib import full  # noqa: E402
+from s2v_lib.registry import ModelError  # noqa: E402
+
+TINY_NAME = "s2v-test-tiny-vit"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# OpenCLIP
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("open_clip_cfg")
+    (folder / f"{TINY_NAME}.json").write_text(json.dumps(full.tiny_openclip_config(embed_dim=24, image_size=32)))
+    open_clip.add_model_config(folder)
+    torch.manual_seed(0)
+    return full.load_openclip_image_encoder("cpu", name=TINY_NAME, pretrained=None)
+
+
+def test_openclip_encoder_interface_and_own_preprocessing(tiny_clip):
+    enc = tiny_clip
+    assert isinstance(enc, full.OpenCLIPImageEncoder) and enc.dim == 24
+    # only the visual tower is kept
+    assert not any("transformer.resblocks" in k and not k.startswith("visual") for k, _ in enc.named_parameters())
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (5, 40, 64, 3), dtype=np.uint8)
+    e = enc.encode(frames)
+    assert e.shape == (5, 24) and e.dtype == torch.float32 and torch.isfinite(e).all()
+    # deterministic, batch-size independent, and a single [H, W, 3] frame works
+    assert torch.allclose(enc.encode(frames, batch_size=2), e, atol=1e-5)
+    assert torch.allclose(enc.encode(frames[0]), e[:1], atol=1e-5)
+    # open_clip's own preprocessing: short side -> 32, centre crop. Pixels outside the crop do not matter,
+    # pixels inside do.
+    edited = frames.copy()
+    edited[:, :, :8] = 0  # left 8 of 64 columns: scaled to 6.4 of 51 columns, outside the central 32
+    assert torch.allclose(enc.encode(edited), e, atol=1e-5)
+    edited[:, :, 28:36] = 255  # the centre
+    assert not torch.allclose(enc.encode(edited), e, atol=1e-3)
+    # frames of different sizes in one call (a list), same result as one by one
+    mixed = [frames[0], rng.integers(0, 256, (50, 50, 3), dtype=np.uint8)]
+    both = enc.encode(mixed)
+    assert torch.allclose(both[0], e[0], atol=1e-5) and both.shape == (2, 24)
+    with pytest.raises(ValueError, match="uint8"):
+        enc.encode(frames.astype(np.float32))
+
+
+def test_openclip_preprocess_matches_open_clip_transform(tiny_clip):
+    from PIL import Image
+
+    enc = tiny_clip
+    frame = np.random.default_rng(1).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    x = enc.preprocess(Image.fromarray(frame))
+    assert tuple(x.shape) == (3, 32, 32)
+    mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN)[:, None, None]
+    std = torch.tensor(open_clip.OPENAI_DATASET_STD)[:, None, None]
+    assert -mean.max() / std.min() - 0.01 <= x.min() and x.max() <= (1 - mean.min()) / std.min() + 0.01
+    assert torch.allclose(enc.visual(x[None]).float(), enc.encode(frame), atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Stable unCLIP
+
+
+@pytest.fixture(scope="module")
+def tiny_unclip():
+    pipe = full.build_stable_unclip_pipeline("tiny", seed=0)
+    return full.StableUnCLIPGenerator(pipe)
+
+
+def test_pipeline_is_the_real_diffusers_class(tiny_unclip):
+    from diffusers import StableUnCLIPImg2ImgPipeline
+
+    gen = tiny_unclip
+    assert isinstance(gen.pipe, StableUnCLIPImg2ImgPipeline)
+    assert (gen.steps, gen.guidance, gen.noise_level, gen.prompt) == (20, 10.0, 0, "")  # the authors' defaults
+    assert gen.emb_dim == 16 and gen.height == gen.width == 16
+
+
+def test_generate_shapes_determinism_and_diversity(tiny_unclip):
+    gen = tiny_unclip
+    e = torch.randn(3, 16, generator=torch.Generator().manual_seed(0))
+    a = gen.generate(e, n=2, seed=7)
+    assert a.shape == (3, 2, 16, 16, 3) and a.dtype == np.uint8
+    assert np.array_equal(gen.generate(e, n=2, seed=7), a)  # same seed, same pictures
+    assert not np.array_equal(gen.generate(e, n=2, seed=8), a)  # another seed, other pictures
+    assert np.abs(a[:, 0].astype(int) - a[:, 1]).mean() > 5  # n pictures per sound differ (generator noise)
+    assert np.abs(a[0].astype(int) - a[1]).mean() > 5  # different embeddings, different pictures
+    # an embedding's pictures do not depend on the rest of the batch
+    assert np.array_equal(gen.generate(e[1:2], n=2, seed=7)[0], a[1])
+    # a 1-d embedding is one sound
+    assert gen.generate(e[0], n=1, seed=7).shape == (1, 1, 16, 16, 3)
+
+
+def test_engines_agree_with_plain_diffusers_pipeline(tiny_unclip):
+    gen = tiny_unclip
+    e = torch.randn(3, 16, generator=torch.Generator().manual_seed(1))
+    ref = gen.generate(e, n=2, seed=3, engine="diffusers")
+    assert np.array_equal(gen.generate(e, n=2, seed=3, engine="s2v", batch_size=1), ref)
+    assert np.array_equal(gen.generate(e, n=2, seed=3, engine="s2v", batch_size=3), ref)
+    # and the plain call, written out by hand here, is what the diffusers engine does
+    out = gen.pipe(
+        image_embeds=e[:1],
+        prompt="",
+        noise_level=0,
+        num_inference_steps=20,
+        guidance_scale=10.0,
+        num_images_per_prompt=2,
+        generator=torch.Generator().manual_seed(3),
+        output_type="np",
+    ).images
+    assert np.array_equal((out * 255).round().astype(np.uint8), ref[0])
+
+
+def _record_unet_calls(gen):
+    calls = []
+
+    def hook(module, args, kwargs):
+        calls.append(
+            {
+                "x": args[0].detach().clone(),
+                "class_labels": kwargs["class_labels"].detach().clone(),
+                "text": kwargs["encoder_hidden_states"].detach().clone(),
+            }
+        )
+
+    return calls, gen.unet.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+@pytest.mark.parametrize("engine", ["s2v", "diffusers"])
+def test_audio_embedding_is_image_embeds_and_zeros_are_the_unconditional_branch(tiny_unclip, engine):
+    gen = tiny_unclip
+    e = torch.randn(1, 16, generator=torch.Generator().manual_seed(2)) * 3
+    calls, handle = _record_unet_calls(gen)
+    try:
+        gen.generate(e, n=2, seed=0, steps=3, engine=engine)
+    finally:
+        handle.remove()
+    assert len(calls) == 3  # one UNet call per step: both guidance branches in one batch
+    for c in calls:
+        labels = c["class_labels"]
+        assert labels.shape == (4, 32)  # [uncond x2, cond x2], 16-d embedding + 16-d noise-level embedding
+        assert torch.equal(labels[:2], torch.zeros_like(labels[:2]))  # zero embeddings: the unconditional branch
+        # noise_level 0: the embedding itself (up to the schedule's sqrt(alpha_bar_0) ~ 1), then sin/cos of level 0
+        assert torch.allclose(labels[2:, :16], e.expand(2, -1), atol=0.05)
+        assert torch.allclose(labels[2:, 16:24], torch.ones(2, 8)) and torch.allclose(
+            labels[2:, 24:], torch.zeros(2, 8)
+        )
+        assert torch.equal(c["text"][:2], c["text"][2:])  # empty prompt in both branches
+    # guidance 1: no unconditional branch at all
+    calls, handle = _record_unet_calls(gen)
+    try:
+        gen.generate(e, n=2, seed=0, steps=2, guidance=1.0, engine=engine)
+    finally:
+        handle.remove()
+    assert all(c["class_labels"].shape == (2, 32) and (c["class_labels"] != 0).any(1).all() for c in calls)
+
+
+def test_settings_change_the_pictures(tiny_unclip):
+    gen = tiny_unclip
+    e = torch.randn(2, 16, generator=torch.Generator().manual_seed(4))
+    base = gen.generate(e, n=1, seed=0, steps=5)
+    assert not np.array_equal(gen.generate(e, n=1, seed=0, steps=5, guidance=3.0), base)
+    assert not np.array_equal(gen.generate(e, n=1, seed=0, steps=5, noise_level=500), base)
+    assert not np.array_equal(gen.generate(e, n=1, seed=0, steps=5, prompt="a dog"), base)
+    gen.steps = 5
+    try:
+        assert np.array_equal(gen.generate(e, n=1, seed=0), base)  # instance defaults are settable
+    finally:
+        gen.steps = 20
+
+
+def test_bad_inputs_are_refused(tiny_unclip):
+    gen = tiny_unclip
+    e = torch.randn(2, 16)
+    e[1, 3] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        gen.generate(e)
+    with pytest.raises(ValueError, match="shape"):
+        gen.generate(torch.randn(2, 15))
+    with pytest.raises(ValueError, match="noise_level"):
+        gen.generate(torch.randn(1, 16), noise_level=1000)
+    with pytest.raises(ValueError, match="engine"):
+        gen.generate(torch.randn(1, 16), engine="fast")
+
+
+def test_sd21_architecture_configs_build_the_real_sizes():
+    """The hand-written SD 2.1 unCLIP-H configs give the published sizes (UNet ~865.9M, VAE ~83.7M, text ~340M):
+    built on the meta device, so no memory or time is spent on weights."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    cfg = full.SD21_UNCLIP_CONFIGS
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**cfg["unet"])
+        vae = AutoencoderKL(**cfg["vae"])
+        text = CLIPTextModel(CLIPTextConfig(**cfg["text_encoder"]))
+    count = lambda m: sum(p.numel() for p in m.parameters()) / 1e6  # noqa: E731
+    # UNet: SD 2.1's 865.9M plus the 2048 -> 1280 -> 1280 class-embedding projection (~4.3M)
+    assert 865 < count(unet) < 875
+    assert 83 < count(vae) < 84.5
+    assert 335 < count(text) < 345
+    assert cfg["unet"]["sample_size"] * 2 ** (len(cfg["vae"]["block_out_channels"]) - 1) == 768
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# offline: clear errors, fast
+
+
+def test_offline_real_openclip_fails_fast_with_a_clear_message():
+    t0 = time.time()
+    with pytest.raises(ModelError) as err:
+        full.load_openclip_image_encoder("cpu")
+    msg = str(err.value)
+    assert time.time() - t0 < 20
+    assert "ViT-H-14" in msg and "laion2b_s32b_b79k" in msg and "S2V_PROFILE=toy" in msg and "internet" in msg
+    assert "\n" not in msg
+
+
+def test_offline_real_unclip_fails_fast_with_a_clear_message():
+    t0 = time.time()
+    with pytest.raises(ModelError) as err:
+        full.load_stable_unclip("cpu")
+    msg = str(err.value)
+    assert time.time() - t0 < 20
+    assert "stabilityai/stable-diffusion-2-1-unclip" in msg and "S2V_PROFILE=toy" in msg
+    assert "huggingface-cli download" in msg and "\n" not in msg
+
+
+def test_registry_routes_full_names_to_the_same_errors():
+    from s2v_lib import registry
+
+    for load, name in ((registry.load_image_encoder, "openclip-vit-h-14"), (registry.load_generator, "stable-unclip")):
+        with pytest.raises(ModelError, match="S2V_PROFILE=toy"):
+            load(name)
+
+
+def test_offline_failure_in_a_fresh_process_prints_only_our_message():
+    """What a student sees: the ModelError line, not the libraries' download chatter (held back while loading)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch; torch.set_num_threads(1)\n"
+        "from s2v_lib.registry import ModelError, load_generator, load_image_encoder\n"
+        "for load, name in ((load_image_encoder, 'openclip-vit-h-14'), (load_generator, 'stable-unclip')):\n"
+        "    try:\n"
+        "        load(name)\n"
+        "    except ModelError as err:\n"
+        "        print(err)\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("OpenCLIP ViT-H-14") and lines[1].startswith("Stable unCLIP")
+    assert "Failed to download" not in proc.stderr and "Couldn't connect" not in proc.stderr, proc.stderr[-2000:]
