@@ -7,6 +7,9 @@ average pooling (512-d), then an MLP head into the image-embedding dimension (So
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -39,6 +42,33 @@ class AudioEncoder(nn.Module):
         """Raw 16 kHz waveforms ([B, N] array or list) -> embeddings, through the front end, in eval mode."""
         self.eval()
         return embed_spectrograms(self, self.front_end(np.asarray(waves, dtype=np.float32)), batch_size)
+
+
+def save_audio_encoder(model: AudioEncoder, path: str | Path, info: dict | None = None) -> Path:
+    """Weights as safetensors, with the config (and any ``info``) in the file's metadata."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"config": json.dumps(model.config), "info": json.dumps(info or {})})
+    return path
+
+
+def load_audio_encoder(path: str | Path) -> AudioEncoder:
+    """A trained audio encoder saved by :func:`save_audio_encoder` (e.g. ``runs/demo/audio_encoder.safetensors``)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no trained audio encoder here; run `s2v demo` first (a few minutes) "
+                                "or pass --encoder PATH")  # fmt: skip
+    with safe_open(str(path), framework="pt") as f:
+        config = json.loads((f.metadata() or {})["config"])
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    model = AudioEncoder(**config)
+    model.load_state_dict(state)
+    return model.eval()
 
 
 @torch.no_grad()

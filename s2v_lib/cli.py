@@ -39,6 +39,15 @@ def _cmd_ssl(args) -> int:
     return 0
 
 
+def _cmd_generate(args) -> int:
+    from .generate import generate_from_files
+
+    res = generate_from_files(args.sounds, args.out, encoder=args.encoder, generator=args.generator, n=args.n,
+                              seed=args.seed)  # fmt: skip
+    print(f"{len(res['written'])} sound(s) drawn, {len(res['failed'])} failed; see {args.out}/generated.json")
+    return 1 if res["failed"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .pretrain import STAGES
 
@@ -56,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--generator", default="toy-diffusion", choices=["toy-diffusion", "toy-gan"])
     pd.add_argument("--seed", type=int, default=0)
     pd.set_defaults(func=_cmd_demo)
+
+    pg = sub.add_parser("generate", help="pictures for your own sound files (wav, flac, ogg, mp3, video)")
+    pg.add_argument("sounds", nargs="+", metavar="SOUND", help="sound or video files")
+    pg.add_argument("--out", default="runs/generate", help="output folder (default runs/generate)")
+    pg.add_argument("--n", type=int, default=4, help="pictures per sound")
+    pg.add_argument("--seed", type=int, default=0)
+    pg.add_argument("--encoder", default="runs/demo/audio_encoder.safetensors",
+                    help="trained audio encoder (default: the one `s2v demo` wrote)")  # fmt: skip
+    pg.add_argument("--generator", default=None, help="toy-diffusion (default in the toy profile) or toy-gan")
+    pg.set_defaults(func=_cmd_generate)
 
     ps = sub.add_parser("ssl", help="sound-source localisation and frame selection, measured on ground truth")
     ps.add_argument("--out", default="runs/ssl", help="output folder (default runs/ssl)")
@@ -77,8 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse, run, and turn the errors a user can act on into one line on stderr (exit 1; usage errors exit 2)."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    from .audio import AudioError
+    from .demo import OutputExists
+    from .registry import ModelError
+
+    try:
+        return int(args.func(args) or 0)
+    except (ModelError, OutputExists, AudioError, FileNotFoundError, NotImplementedError, ValueError) as err:
+        print(f"s2v {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"s2v {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -416,7 +416,7 @@ def render_object(category: int, size: float, shade: float, n_objects: int = 1, 
     """A single clean picture of a category on a background (used by figures and tests)."""
     rng = np.random.default_rng([seed, 99])
     img = _background(rng)
-    for k in range(n_objects):
+    for _ in range(n_objects):
         c = rng.uniform(size + 1, IMAGE_SIZE - size - 1, 2) if n_objects > 1 else np.array([16.0, 16.0])
         _paint(img, shape_mask(CATEGORIES[category].shape, *c, size), category_rgb(category, shade))
     return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,61 @@
+import torch
+
+from s2v_lib.audio_encoder import AudioEncoder, embed_spectrograms, load_audio_encoder, save_audio_encoder
+from s2v_lib.metrics import same_category_at_1
+from s2v_lib.train import TrainConfig, random_time_shift, train_audio_encoder, validate
+
+
+def _toy_task(n, seed):
+    """Spectrograms whose class is a bright horizontal band; anchors are class centroids + instance noise."""
+    g = torch.Generator().manual_seed(seed)
+    cls = torch.randint(0, 4, (n,), generator=g)
+    specs = torch.randn(n, 1, 32, 33, generator=g) * 0.3
+    for i, c in enumerate(cls):
+        specs[i, 0, 4 + 6 * c : 8 + 6 * c] += 2.0
+    centroids = torch.randn(4, 16, generator=torch.Generator().manual_seed(99)) * 3
+    return specs, centroids[cls] + 0.3 * torch.randn(n, 16, generator=g), cls
+
+
+def test_training_moves_held_out_audio_onto_its_anchors(tmp_path):
+    xs, ys, _ = _toy_task(192, 0)
+    xv, yv, cv = _toy_task(48, 1)
+    cfg = TrainConfig(epochs=8, batch_size=32, hidden=64)
+    untrained = AudioEncoder(emb_dim=16, hidden=64)
+    model, hist = train_audio_encoder(xs, ys, xv, yv, cfg)
+    before = (embed_spectrograms(untrained, xv) - yv).norm(dim=1).mean()
+    after = (embed_spectrograms(model, xv) - yv).norm(dim=1).mean()
+    assert after < 0.7 * before
+    assert len(hist.val_loss) == 8
+    # instance noise is unpredictable from sound; the class is: the nearest anchor should be of the same class
+    assert same_category_at_1(embed_spectrograms(model, xv), yv, cv.numpy()) > 0.8
+
+
+def test_checkpoint_resume_continues_where_it_stopped(tmp_path):
+    xs, ys, _ = _toy_task(64, 0)
+    xv, yv, _ = _toy_task(32, 1)
+    ckpt = tmp_path / "run.ckpt"
+    _, h1 = train_audio_encoder(xs, ys, xv, yv, TrainConfig(epochs=1, batch_size=32, hidden=32), checkpoint=ckpt)
+    m2, h2 = train_audio_encoder(xs, ys, xv, yv, TrainConfig(epochs=1, batch_size=32, hidden=32), checkpoint=ckpt)
+    assert h2.train_loss == h1.train_loss  # nothing left to do: the finished run was restored, not retrained
+    m3, h3 = train_audio_encoder(xs, ys, xv, yv, TrainConfig(epochs=1, batch_size=32, hidden=32, seed=7), checkpoint=ckpt)
+    assert len(h3.train_loss) == 1 and h3.train_loss != h1.train_loss  # another config does not resume
+
+
+def test_validation_uses_real_batches_even_when_few_clips_are_held_out():
+    xs, ys, _ = _toy_task(3, 2)
+    loss, r1 = validate(AudioEncoder(emb_dim=16, hidden=32), xs, ys, "infonce_l2", batch_size=64)
+    assert loss > 0.1  # a batch of one would make InfoNCE exactly 0
+
+
+def test_time_shift_is_a_roll_that_keeps_content():
+    x = torch.arange(2 * 3 * 5.0).view(2, 1, 3, 5)
+    y = random_time_shift(x, torch.Generator().manual_seed(0))
+    assert torch.equal(torch.sort(y, -1).values, torch.sort(x, -1).values)
+
+
+def test_save_and_load_audio_encoder_roundtrip(tmp_path):
+    m = AudioEncoder(emb_dim=8, hidden=16)
+    path = save_audio_encoder(m, tmp_path / "enc.safetensors")
+    m2 = load_audio_encoder(path)
+    x = torch.randn(2, 1, 64, 65)
+    assert torch.allclose(embed_spectrograms(m, x), embed_spectrograms(m2, x), atol=1e-5)
