@@ -17,17 +17,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .audio import FrontEnd, save_wav
-from .audio_encoder import embed_spectrograms, save_audio_encoder
+from . import viz
+from .audio import save_wav
+from .audio_encoder import save_audio_encoder
 from .config import profile, setup_torch
-from .data import ToyDataset, build_toy_dataset, pair_frames, take_frames, truth_frame
-from .losses import DIRECTION_ONLY
-from .metrics import judged_scores, retrieval_recall, same_category_at_1
-from .registry import load_generator, load_image_encoder, load_judge
+from .experiment import evaluate_variant, generator_input, prepare_experiment, train_variant
+from .registry import load_generator, load_image_encoder
 from .toyworld import CATEGORY_NAMES
-from .train import TrainConfig, train_audio_encoder
 
 DEMO_SEED = 0
 
@@ -61,17 +58,6 @@ def prepare_out(out: str | Path, force: bool) -> Path:
     return out
 
 
-def spectrograms(ds: ToyDataset, front_end: FrontEnd | None = None, batch: int = 512) -> torch.Tensor:
-    """Front end over a data set's audio, stored as float16 (10k clips of raw float32 audio would not fit a laptop)."""
-    fe = front_end or FrontEnd.preset("toy")
-    return torch.cat([fe(ds.audio[i : i + batch].astype(np.float32)).half() for i in range(0, len(ds), batch)])
-
-
-def match_anchor_norm(emb: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-    """For direction-only losses: put audio embeddings on the anchors' mean norm before generating."""
-    return torch.nn.functional.normalize(emb, dim=1) * anchors.norm(dim=1).mean()
-
-
 def run_demo(out: str | Path, config: DemoConfig | None = None, force: bool = False, ssl_scores=None) -> dict:
     cfg = config or DemoConfig()
     t0 = time.time()
@@ -80,61 +66,19 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, force: bool = Fa
         return run_full_demo(out, cfg, force)
     out = prepare_out(out, force)
 
-    # 1-2. data and pairing
-    n_all = cfg.n_train + cfg.n_val + cfg.n_test
-    ds = build_toy_dataset(n_all, seed=cfg.seed, workers=2)
-    train, rest = ds.split(cfg.n_val + cfg.n_test)
-    val, test = rest.split(cfg.n_test)
-    if cfg.pairing == "top1" and ssl_scores is None:  # sound-source localisation scores every frame (PAPER.md step 2)
-        from .ssl import frame_scores, load_ssl_model
-
-        ssl_scores = frame_scores(load_ssl_model(), train)
-    train_idx = pair_frames(train, cfg.pairing, seed=cfg.seed, scores=ssl_scores)
-    # 3. frozen anchors (held-out clips are anchored on their ground-truth best frame: evaluation only)
-    encoder = load_image_encoder("toy")
-    anchors = {
-        "train": encoder.encode(take_frames(train, train_idx)),
-        "val": encoder.encode(take_frames(val, truth_frame(val))),
-        "test": encoder.encode(take_frames(test, truth_frame(test))),
-    }
-    specs = {"train": spectrograms(train), "val": spectrograms(val), "test": spectrograms(test)}
-    # 4. alignment training
-    tcfg = TrainConfig(loss=cfg.loss, epochs=cfg.epochs)
-    model, hist = train_audio_encoder(specs["train"], anchors["train"], specs["val"], anchors["val"], tcfg,
-                                      checkpoint=out / "audio_encoder.ckpt")  # fmt: skip
-    save_audio_encoder(model, out / "audio_encoder.safetensors", {"loss": cfg.loss, "pairing": cfg.pairing})
-    # 5. held-out sounds -> pictures
-    emb = embed_spectrograms(model, specs["test"])
-    gen_emb = match_anchor_norm(emb, anchors["train"]) if cfg.loss in DIRECTION_ONLY else emb
-    generator = load_generator(cfg.generator)
-    judge = load_judge()
-    kw = {"steps": cfg.sampling_steps} if cfg.generator.endswith("diffusion") else {}
-    from_audio = generator.generate(gen_emb, n=1, seed=cfg.seed, **kw)
-    from_truth = generator.generate(anchors["test"], n=1, seed=cfg.seed, **kw)
-    # 6. metrics
-    test_frames = take_frames(test, truth_frame(test))
-    scored = {k: judged_scores(judge, v, test.label) for k, v in
-              {"gen": from_audio, "oracle": from_truth, "real": test_frames[:, None]}.items()}  # fmt: skip
-    metrics = {
-        **retrieval_recall(emb, anchors["test"], ks=(1, 5, 10)),
-        "same_category_at_1": same_category_at_1(emb, anchors["test"], test.label),
-        "gen_accuracy": scored["gen"]["accuracy"],
-        "oracle_accuracy": scored["oracle"]["accuracy"],
-        "judge_accuracy_real": scored["real"]["accuracy"],
-        **{f"{k}_{m}": v[m] for k, v in scored.items() for m in ("top1_accuracy", "extra")},
-        "middle_frame_shows_source": float(train.visible[:, train.visible.shape[1] // 2].mean()),
-        "paired_frame_shows_source": float(train.visible[np.arange(len(train)), train_idx].mean()),
-        "final_val_loss": hist.val_loss[-1],
-        "train_seconds": hist.seconds,
-    }
-    # figures, sounds
+    # 1-3. clips, pairing, frozen anchors;  4. alignment training;  5-6. held-out sounds -> pictures, measured
+    exp = prepare_experiment(cfg.n_train, cfg.n_val, cfg.n_test, seed=cfg.seed)
+    v = train_variant(exp, cfg.loss, cfg.pairing, cfg.epochs, checkpoint=out / "audio_encoder.ckpt", ssl_scores=ssl_scores)
+    save_audio_encoder(v.model, out / "audio_encoder.safetensors", {"loss": cfg.loss, "pairing": cfg.pairing})
+    metrics, _ = evaluate_variant(exp, v, cfg.generator, steps=cfg.sampling_steps)
+    # figures, sounds: one held-out sound per category
+    test = exp.test
     rows = [int(np.flatnonzero(test.label == c)[0]) for c in range(len(CATEGORY_NAMES)) if (test.label == c).any()]
-    from . import viz
-
-    pics = generator.generate(gen_emb[rows], n=cfg.n_images, seed=cfg.seed + 1, **kw)
-    viz.gallery(specs["test"][rows], test_frames[rows], pics, [CATEGORY_NAMES[test.label[r]] for r in rows],
+    kw = {"steps": cfg.sampling_steps} if cfg.generator.endswith("diffusion") else {}
+    pics = load_generator(cfg.generator).generate(generator_input(exp, v)[rows], n=cfg.n_images, seed=cfg.seed + 1, **kw)
+    viz.gallery(exp.specs["test"][rows], exp.test_frames[rows], pics, [CATEGORY_NAMES[test.label[r]] for r in rows],
                 out / "gallery.png", title="held-out sounds -> pictures (toy profile)")  # fmt: skip
-    viz.training_curve(hist, out / "training_curve.png")
+    viz.training_curve(v.history, out / "training_curve.png")
     for r in rows:
         save_wav(out / "sounds" / f"{CATEGORY_NAMES[test.label[r]]}.wav", test.audio[r].astype(np.float32))
     metrics["seconds"] = time.time() - t0
