@@ -39,6 +39,14 @@ def _cmd_ssl(args) -> int:
     return 0
 
 
+def _cmd_geometry(args) -> int:
+    from .geometry import run_geometry, summary
+
+    print(summary(run_geometry(args.out, force=args.force)))
+    print(f"wrote {args.out}/metrics.json, embeddings.npz, umap_*.png, gap_vs_accuracy.png")
+    return 0
+
+
 def _cmd_generate(args) -> int:
     from .generate import generate_from_files
 
@@ -61,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--epochs", type=int, default=3)
     pd.add_argument("--clips", type=int, default=4000, help="training clips")
     pd.add_argument("--loss", default="infonce_l2", choices=["infonce_l2", "infonce_l2_normalized", "infonce_cosine", "mse", "l1"])
-    pd.add_argument("--pairing", default="middle", choices=["middle", "random", "top1", "truth"])
+    pd.add_argument("--pairing", default="top1", choices=["middle", "random", "top1", "truth"])
     pd.add_argument("--generator", default="toy-diffusion", choices=["toy-diffusion", "toy-gan"])
     pd.add_argument("--seed", type=int, default=0)
     pd.set_defaults(func=_cmd_demo)
@@ -80,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--out", default="runs/ssl", help="output folder (default runs/ssl)")
     ps.add_argument("--force", action="store_true", help="overwrite the results of an earlier run in --out")
     ps.set_defaults(func=_cmd_ssl)
+
+    pgeo = sub.add_parser("geometry", help="modality gap and UMAP of audio vs image embeddings, per loss variant")
+    pgeo.add_argument("--out", default="runs/geometry", help="output folder (default runs/geometry)")
+    pgeo.add_argument("--force", action="store_true", help="overwrite the results of an earlier run in --out")
+    pgeo.set_defaults(func=_cmd_geometry)
 
     pp = sub.add_parser("pretrain", help="(maintainers) train the frozen toy models shipped in data/models")
     pp.add_argument("stages", nargs="+", choices=STAGES, metavar="STAGE", help=f"one or more of: {', '.join(STAGES)}")

@@ -40,7 +40,7 @@ class DemoConfig:
     n_test: int = 240
     epochs: int = 3
     loss: str = "infonce_l2"
-    pairing: str = "middle"
+    pairing: str = "top1"  # SSL top-1 frame (PAPER.md step 2); "middle" is the paper's baseline
     generator: str = "toy-diffusion"
     n_images: int = 4  # per sound in the gallery
     sampling_steps: int = 10
@@ -58,7 +58,7 @@ def prepare_out(out: str | Path, force: bool) -> Path:
     return out
 
 
-def run_demo(out: str | Path, config: DemoConfig | None = None, force: bool = False, ssl_scores=None) -> dict:
+def run_demo(out: str | Path, config: DemoConfig | None = None, force: bool = False) -> dict:
     cfg = config or DemoConfig()
     t0 = time.time()
     setup_torch()
@@ -67,10 +67,12 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, force: bool = Fa
     out = prepare_out(out, force)
 
     # 1-3. clips, pairing, frozen anchors;  4. alignment training;  5-6. held-out sounds -> pictures, measured
-    exp = prepare_experiment(cfg.n_train, cfg.n_val, cfg.n_test, seed=cfg.seed)
-    v = train_variant(exp, cfg.loss, cfg.pairing, cfg.epochs, checkpoint=out / "audio_encoder.ckpt", ssl_scores=ssl_scores)
+    exp = prepare_experiment(cfg.n_train, cfg.n_val, cfg.n_test, seed=cfg.seed, ssl_select=cfg.pairing == "top1")
+    v = train_variant(exp, cfg.loss, cfg.pairing, cfg.epochs, checkpoint=out / "audio_encoder.ckpt")
     save_audio_encoder(v.model, out / "audio_encoder.safetensors", {"loss": cfg.loss, "pairing": cfg.pairing})
     metrics, _ = evaluate_variant(exp, v, cfg.generator, steps=cfg.sampling_steps)
+    if exp.ssl_counts is not None:
+        metrics["ssl_selection"] = exp.ssl_counts
     # figures, sounds: one held-out sound per category
     test = exp.test
     rows = [int(np.flatnonzero(test.label == c)[0]) for c in range(len(CATEGORY_NAMES)) if (test.label == c).any()]

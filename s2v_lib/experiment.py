@@ -47,6 +47,8 @@ class Experiment:
     anchors_val: torch.Tensor
     anchors_test: torch.Tensor
     seed: int = 0
+    ssl_scores: np.ndarray | None = None  # per-frame SSL scores of the training clips (when SSL selection ran)
+    ssl_counts: dict | None = None  # how many training clips SSL paired / skipped, and why
     _pairings: dict = field(default_factory=dict)
 
     @property
@@ -56,26 +58,39 @@ class Experiment:
     def training_pairs(self, pairing: str, ssl_scores=None) -> tuple[np.ndarray, torch.Tensor]:
         """(frame index per training clip, its frozen image embedding) for a pairing; cached per pairing."""
         if pairing not in self._pairings:
-            if pairing == "top1" and ssl_scores is None:  # sound-source localisation scores every frame
-                from .ssl import frame_scores, load_ssl_model
-
-                ssl_scores = frame_scores(load_ssl_model(), self.train)
+            if pairing == "top1" and ssl_scores is None:
+                if self.ssl_scores is None:
+                    raise ValueError("pairing 'top1' needs SSL frame scores: prepare_experiment(..., ssl_select=True)")
+                ssl_scores = self.ssl_scores
             idx = pair_frames(self.train, pairing, seed=self.seed, scores=ssl_scores)
             self._pairings[pairing] = (idx, load_image_encoder("toy").encode(take_frames(self.train, idx)))
         return self._pairings[pairing]
 
 
-def prepare_experiment(n_train: int = 4000, n_val: int = 160, n_test: int = 240, seed: int = 0) -> Experiment:
+def prepare_experiment(n_train: int = 4000, n_val: int = 160, n_test: int = 240, seed: int = 0,
+                       ssl_select: bool = False) -> Experiment:  # fmt: skip
+    """Clips, spectrograms and held-out anchors. ``ssl_select``: run sound-source localisation over the training
+    clips (PAPER.md step 2); clips it flags (silent, no source in view) are dropped, the others' frame scores kept
+    for ``pairing="top1"``, so every variant of the experiment trains on the same clips."""
     ds = build_toy_dataset(n_train + n_val + n_test, seed=seed, workers=2)
     train, rest = ds.split(n_val + n_test)
     val, test = rest.split(n_test)
     encoder = load_image_encoder("toy")
+    specs = {"train": spectrograms(train), "val": spectrograms(val), "test": spectrograms(test)}
+    scores = counts = None
+    if ssl_select:
+        from .ssl import frame_scores, load_ssl_model, reference_best_scores, select_top1_frame
+
+        model, data = load_ssl_model(), (specs["train"], train.frames)
+        scores = frame_scores(model, data)
+        sel = select_top1_frame(scores, train.audio, float(model.absent_threshold), reference_best_scores(model, data))
+        keep = np.flatnonzero(sel.keep)
+        train, specs["train"], scores, counts = train.subset(keep), specs["train"][keep], scores[keep], sel.counts()
     return Experiment(
-        train, val, test,
-        specs={"train": spectrograms(train), "val": spectrograms(val), "test": spectrograms(test)},
+        train, val, test, specs,
         anchors_val=encoder.encode(take_frames(val, truth_frame(val))),
         anchors_test=encoder.encode(take_frames(test, truth_frame(test))),
-        seed=seed,
+        seed=seed, ssl_scores=scores, ssl_counts=counts,
     )  # fmt: skip
 
 

@@ -11,6 +11,7 @@ Stages (each writes one safetensors file and its manifest entry):
 * ``judge``         - supervised classifier for evaluation  (needs: world)
 * ``diffusion``     - unCLIP-style diffusion generator      (needs: world, image-encoder)
 * ``gan``           - conditional GAN                       (needs: world, image-encoder)
+* ``ssl``           - sound-source localisation, contrastive MIL on unlabeled clips (``s2v_lib.ssl``)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from . import toyworld as tw
 from .config import models_dir, setup_torch
 from .data import build_toy_dataset
 
-STAGES = ("world", "image-encoder", "judge", "diffusion", "gan")
+STAGES = ("world", "image-encoder", "judge", "diffusion", "gan", "ssl")
 PRETRAIN_SEED = 1000
 PRETRAIN_WORLD = tw.WorldConfig(p_mixture=0.15)
 
@@ -46,6 +47,12 @@ def run_stage(stage: str, device: str = "cpu", seconds: float = 60.0, n_clips: i
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
+    if stage == "ssl":  # trains on whole clips (audio + all their frames), not on the pooled frames below
+        from .ssl import pretrain_ssl
+
+        stats = pretrain_ssl(out, seconds=seconds, n_clips=n_clips, seed=seed, workers=workers, device=device)
+        print(f"[pretrain] {stage}: {stats}", file=sys.stderr)
+        return stats
     frames, targets = pretrain_frames(n_clips, workers)
     command = f"s2v pretrain {stage} --device {device} --seconds {seconds:g} --clips {n_clips} --seed {seed}"
     command += (" --init" if init else "") + (f" --lr {lr:g}" if lr else "")

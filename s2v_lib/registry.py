@@ -36,6 +36,7 @@ TOY_MODELS = {
     "toy-diffusion": ("toy-diffusion", "ToyDiffusionGenerator", "s2v pretrain diffusion"),
     "toy-gan": ("toy-gan", "ToyGAN", "s2v pretrain gan"),
     "toy-judge": ("toy-judge", "ToyJudge", "s2v pretrain judge"),
+    "toy-ssl": ("toy-ssl", "SSLModel", "s2v pretrain ssl"),
 }
 IMAGE_ENCODERS = {"toy": "toy-image-encoder", "openclip-vit-h-14": None}
 GENERATORS = {"toy-diffusion": "toy-diffusion", "toy-gan": "toy-gan", "stable-unclip": None}
@@ -47,8 +48,9 @@ def _classes() -> dict[str, type[nn.Module]]:
     from .encoders import ToyImageEncoder
     from .generators import ToyDiffusionGenerator, ToyGAN
     from .metrics import ToyJudge
+    from .ssl import SSLModel
 
-    return {c.__name__: c for c in (ToyImageEncoder, ToyDiffusionGenerator, ToyGAN, ToyJudge)}
+    return {c.__name__: c for c in (ToyImageEncoder, ToyDiffusionGenerator, ToyGAN, ToyJudge, SSLModel)}
 
 
 def sha256(path: Path) -> str:

@@ -14,7 +14,9 @@ def test_tiny_demo_runs_end_to_end_and_writes_every_output(cache_tmp, tmp_path):
     for key in ("r_at_1", "r_at_5", "gen_accuracy", "oracle_accuracy", "seconds"):
         assert 0 <= saved[key] <= (1 if key != "seconds" else 1e4)
     assert saved["r_at_1"] <= saved["r_at_5"] <= saved["r_at_10"]
-    assert m["paired_frame_shows_source"] == pytest.approx(m["middle_frame_shows_source"])  # middle pairing
+    # SSL top-1 pairing (the default) finds the sounding object far more often than the middle frame does
+    assert m["paired_frame_shows_source"] > m["middle_frame_shows_source"] + 0.2
+    assert sum(m["ssl_selection"].values()) >= 1
     assert (out / "gallery.png").stat().st_size > 10_000 and (out / "training_curve.png").exists()
     assert len(list((out / "sounds").glob("*.wav"))) >= 4
     assert (out / "audio_encoder.safetensors").exists()
