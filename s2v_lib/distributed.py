@@ -286,30 +286,9 @@ def train_ddp(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], 
     return TrainResult(model=model, losses=[float(v) for v in losses], steps=step, seconds=seconds, clips=clips)
 
 
-def spectrogram(front, x: torch.Tensor) -> torch.Tensor:
-    """What ``s2v_lib.audio.FrontEnd.__call__`` computes (``log(|STFT|^2 + 1e-7)`` and its normalisation), with the
-    STFT window on the batch's device so that it also runs on a GPU."""
-    from .audio import fit_length
-
-    x = fit_length(x.float(), front.n_samples)
-    spec = torch.stft(x, n_fft=front.n_fft, hop_length=front.hop_length,
-                      window=torch.hann_window(front.n_fft, device=x.device), return_complex=True)  # fmt: skip
-    logpow = torch.log(spec.abs().square() + 1e-7)
-    if front.normalize == "clip":
-        mu = logpow.mean(dim=(1, 2), keepdim=True)
-        sd = logpow.std(dim=(1, 2), keepdim=True).clamp_min(1e-5)
-        logpow = (logpow - mu) / sd
-    elif front.normalize == "global":
-        logpow = (logpow - front.global_mean) / front.global_std
-    else:
-        raise ValueError(f"normalize must be 'clip' or 'global', not {front.normalize!r}")
-    return logpow[:, None]
-
-
 def spectrogram_transform(front) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``s2v_lib.audio.FrontEnd`` as a batch transform for :func:`train_ddp`: the front end itself on the CPU,
-    :func:`spectrogram` (the same computation, window on the device) elsewhere."""
-    return lambda x: front(x) if x.device.type == "cpu" else spectrogram(front, x)
+    """``s2v_lib.audio.FrontEnd`` as a batch transform for :func:`train_ddp` (on the CPU or a GPU alike)."""
+    return front  # FrontEnd builds its STFT window on the batch's device, so it runs on a GPU as is
 
 
 # ----------------------------------------------------------------------------------------------------------------
