@@ -55,14 +55,12 @@ class Experiment:
     def test_frames(self) -> np.ndarray:
         return take_frames(self.test, truth_frame(self.test))
 
-    def training_pairs(self, pairing: str, ssl_scores=None) -> tuple[np.ndarray, torch.Tensor]:
+    def training_pairs(self, pairing: str) -> tuple[np.ndarray, torch.Tensor]:
         """(frame index per training clip, its frozen image embedding) for a pairing; cached per pairing."""
         if pairing not in self._pairings:
-            if pairing == "top1" and ssl_scores is None:
-                if self.ssl_scores is None:
-                    raise ValueError("pairing 'top1' needs SSL frame scores: prepare_experiment(..., ssl_select=True)")
-                ssl_scores = self.ssl_scores
-            idx = pair_frames(self.train, pairing, seed=self.seed, scores=ssl_scores)
+            if pairing == "top1" and self.ssl_scores is None:
+                raise ValueError("pairing 'top1' needs SSL frame scores: prepare_experiment(..., ssl_select=True)")
+            idx = pair_frames(self.train, pairing, seed=self.seed, scores=self.ssl_scores)
             self._pairings[pairing] = (idx, load_image_encoder("toy").encode(take_frames(self.train, idx)))
         return self._pairings[pairing]
 
@@ -105,8 +103,8 @@ class Variant:
 
 
 def train_variant(exp: Experiment, loss: str = "infonce_l2", pairing: str = "middle", epochs: int = 3,
-                  checkpoint=None, ssl_scores=None, desc: str | None = None) -> Variant:  # fmt: skip
-    idx, anchors = exp.training_pairs(pairing, ssl_scores)
+                  checkpoint=None, desc: str | None = None) -> Variant:  # fmt: skip
+    idx, anchors = exp.training_pairs(pairing)
     cfg = TrainConfig(loss=loss, epochs=epochs)
     model, hist = train_audio_encoder(exp.specs["train"], anchors, exp.specs["val"], exp.anchors_val, cfg,
                                       checkpoint=checkpoint, desc=desc or f"audio encoder ({loss}, {pairing})")  # fmt: skip

@@ -12,7 +12,7 @@ import numpy as np
 
 from s2v_lib.config import default_device, setup_torch
 from s2v_lib.data import build_toy_dataset, take_frames, truth_frame
-from s2v_lib.metrics import gen_accuracy, judged_category
+from s2v_lib.metrics import gen_accuracy
 from s2v_lib.registry import load_toy_model
 
 setup_torch()
@@ -23,7 +23,7 @@ ds = build_toy_dataset(n, seed=7, cache=False)
 frames = take_frames(ds, truth_frame(ds))
 judge = load_toy_model("toy-judge", folder, dev)
 enc = load_toy_model("toy-image-encoder", folder, dev)
-real_acc = float((judged_category(judge.judge(frames)) == ds.label).mean())
+real_acc = gen_accuracy(judge, frames[:, None], ds.label)  # the same 'recognised' score as the generators
 emb = enc.encode(frames)
 rows = [frames[:8, None]]
 print(f"judge accuracy on real held-out frames: {real_acc:.3f}")
