@@ -22,11 +22,20 @@ def _cmd_pretrain(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from .demo import DemoConfig, run_demo, summary
+    from .config import profile
+    from .demo import DemoConfig, run_demo, run_full_demo, summary
 
     cfg = DemoConfig(epochs=args.epochs, loss=args.loss, pairing=args.pairing, generator=args.generator,
                      n_train=args.clips, seed=args.seed)  # fmt: skip
-    m = run_demo(args.out, cfg, force=args.force)
+    if profile() == "full":
+        m = run_full_demo(args.out, cfg, force=args.force, data=args.data)
+        if not m:  # a torchrun rank other than 0: rank 0 reports
+            return 0
+    elif args.data is not None:
+        raise ValueError("--data DIR (real clips) is read by the full profile: run with S2V_PROFILE=full; "
+                         "the toy profile makes its own clips")  # fmt: skip
+    else:
+        m = run_demo(args.out, cfg, force=args.force)
     print(summary(m))
     print(f"wrote {args.out}/metrics.json, gallery.png, training_curve.png, sounds/")
     return 0
@@ -44,6 +53,15 @@ def _cmd_geometry(args) -> int:
 
     print(summary(run_geometry(args.out, force=args.force)))
     print(f"wrote {args.out}/metrics.json, embeddings.npz, umap_*.png, gap_vs_accuracy.png")
+    return 0
+
+
+def _cmd_control(args) -> int:
+    from .control import run_control, summary
+
+    print(summary(run_control(args.out, force=args.force)))
+    print(f"wrote {args.out}/metrics.json, volume.png, volume_size.png, mixing.png, interpolation.png, editing.png, "
+          "sounds/")  # fmt: skip
     return 0
 
 
@@ -72,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--pairing", default="top1", choices=["middle", "random", "top1", "truth"])
     pd.add_argument("--generator", default="toy-diffusion", choices=["toy-diffusion", "toy-gan"])
     pd.add_argument("--seed", type=int, default=0)
+    pd.add_argument("--data", default=None, metavar="DIR",
+                    help="full profile (S2V_PROFILE=full): a VGGSound/VEGAS-style folder of mp4 clips + CSV index")  # fmt: skip
     pd.set_defaults(func=_cmd_demo)
 
     pg = sub.add_parser("generate", help="pictures for your own sound files (wav, flac, ogg, mp3, video)")
@@ -93,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     pgeo.add_argument("--out", default="runs/geometry", help="output folder (default runs/geometry)")
     pgeo.add_argument("--force", action="store_true", help="overwrite the results of an earlier run in --out")
     pgeo.set_defaults(func=_cmd_geometry)
+
+    pc = sub.add_parser("control", help="controllability: volume, mixing, interpolation and editing, measured")
+    pc.add_argument("--out", default="runs/control", help="output folder (default runs/control)")
+    pc.add_argument("--force", action="store_true", help="overwrite the results of an earlier run in --out")
+    pc.set_defaults(func=_cmd_control)
 
     pp = sub.add_parser("pretrain", help="(maintainers) train the frozen toy models shipped in data/models")
     pp.add_argument("stages", nargs="+", choices=STAGES, metavar="STAGE", help=f"one or more of: {', '.join(STAGES)}")

@@ -270,7 +270,7 @@ def train_ddp(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], 
             clips += batch_size
             losses.append(loss.detach())
             if on_step is not None:
-                on_step(step, float(loss))
+                on_step(step, float(loss.detach()))
             if max_seconds is not None and time.time() - t0 > max_seconds:
                 break
         if device.type == "cuda":

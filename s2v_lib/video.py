@@ -657,7 +657,7 @@ def merge_caches(parts: Sequence[str | Path], out: str | Path, order: Sequence[s
 def _decode_for_cache(args) -> tuple[str, object]:
     folder, record, topk, method, k, want_audio, size = args
     try:
-        idx = select_frames(record.clip_id, topk, method, k)
+        idx = select_frames(record.clip_id, topk, method, k, n_frames=int(round(record.seconds * FPS)))
         clip = folder.load(record, audio=want_audio, size=size)
         return record.clip_id, (idx, clip.frames[idx], clip.audio)
     except (VideoError, KeyError, ValueError) as err:
@@ -721,8 +721,9 @@ def precompute_features(folder: VideoFolder, encoder, out: str | Path, topk: Map
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     dim = embeds[0].shape[-1] if embeds else int(getattr(encoder, "dim", 0))
+    seconds = records[0].seconds if records else CLIP_SECONDS
     meta = {
-        "encoder": type(encoder).__name__, "method": method, "k": k, "fps": FPS, "seconds": CLIP_SECONDS,
+        "encoder": type(encoder).__name__, "method": method, "k": k, "fps": FPS, "seconds": seconds,
         "sample_rate": SAMPLE_RATE, "root": str(folder.root), "n_records": len(records), "failed": failed,
         "rank": rank, "world": world, "batch_clips": batch_clips,
     }  # fmt: skip
@@ -731,6 +732,6 @@ def precompute_features(folder: VideoFolder, encoder, out: str | Path, topk: Map
         out, ids,
         np.stack(embeds) if embeds else np.zeros((0, n_k, dim), dtype),
         np.stack(frames) if frames else np.zeros((0, n_k), np.int16),
-        (np.stack(waves) if waves else np.zeros((0, int(CLIP_SECONDS * SAMPLE_RATE)), np.float16)) if audio else None,
+        (np.stack(waves) if waves else np.zeros((0, int(round(seconds * SAMPLE_RATE))), np.float16)) if audio else None,
         meta,
     )  # fmt: skip

@@ -277,3 +277,106 @@ def test_offline_failure_in_a_fresh_process_prints_only_our_message():
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 2 and lines[0].startswith("OpenCLIP ViT-H-14") and lines[1].startswith("Stable unCLIP")
     assert "Failed to download" not in proc.stderr and "Couldn't connect" not in proc.stderr, proc.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# `S2V_PROFILE=full s2v demo --data DIR`, end to end on tiny random-weight instances of the real classes
+
+
+def write_demo_folder(root):
+    """A VGGSound-style folder: mirror-named mp4s (odd frame rates, stereo, shorter than 10 s), a headerless CSV
+    (id, start, label, split) and the SSL top-k JSON. Two labels: a 300 Hz hum with red frames, a 1.2 kHz whistle with
+    blue frames."""
+    from test_video import H, W, write_video
+
+    from s2v_lib import video as V
+
+    rows, ssl = [], {}
+    for i in range(9):
+        label = ("hum", "whistle")[i % 2]
+        rec = V.ClipRecord(f"demo{i:07d}ab", 4.0 * i, label, "test" if i >= 6 else "train")
+        colour = np.array([[200, 30, 30], [30, 30, 200]][i % 2], np.uint8)
+        f0 = (300.0, 1200.0)[i % 2]
+        write_video(root / "video" / f"{rec.youtube_id}_{int(rec.start):06d}.mp4", fps=(12.5, 7.5, 25)[i % 3],
+                    seconds=2.0 + 0.5 * (i % 3), rate=(22050, 44100)[i % 2], channels=1 + i % 2,
+                    audio=lambda t, f0=f0, c=1 + i % 2: np.stack([0.4 * np.sin(2 * np.pi * f0 * t)] * c),
+                    frame=lambda k, colour=colour: np.broadcast_to(colour, (H, W, 3)).copy())  # fmt: skip
+        rows.append(f"{rec.youtube_id},{int(rec.start)},{label},{rec.split}\n")
+        ssl[rec.clip_id] = {"top1_box": [0, 0, 10, 10], "top10_moments": [11 + i, 50, 60]}
+    (root / "vggsound.csv").write_text("".join(rows))
+    V.write_topk_json(root / "top1_boxes_top10_moments.json", ssl, format="authors")
+    return ssl
+
+
+def test_full_profile_demo_end_to_end(tiny_clip, monkeypatch, tmp_path):
+    from s2v_lib.audio_encoder import load_audio_encoder
+    from s2v_lib.cli import main
+    from s2v_lib.video import FeatureCache
+
+    ssl = write_demo_folder(tmp_path / "vgg")
+    cfg_dir = tmp_path / "cfg"
+    cfg_dir.mkdir()
+    (cfg_dir / "s2v-demo-tiny-vit.json").write_text(json.dumps(full.tiny_openclip_config(embed_dim=16)))
+    open_clip.add_model_config(cfg_dir)
+    torch.manual_seed(0)
+    encoder = full.load_openclip_image_encoder("cpu", name="s2v-demo-tiny-vit", pretrained=None)
+    generator = full.StableUnCLIPGenerator(full.build_stable_unclip_pipeline("tiny", seed=0))
+    loaded = []
+    # the registry's loaders for "openclip-vit-h-14" / "stable-unclip", answered with the tiny instances
+    monkeypatch.setattr(
+        full, "load_openclip_image_encoder", lambda device="cpu", **kw: loaded.append("clip") or encoder
+    )
+    monkeypatch.setattr(full, "load_stable_unclip", lambda device="cpu", **kw: loaded.append("unclip") or generator)
+    monkeypatch.setenv("S2V_PROFILE", "full")
+    monkeypatch.setenv("S2V_THREADS", "1")
+    out = tmp_path / "run"
+    t0 = time.time()
+    assert main(["demo", "--data", str(tmp_path / "vgg"), "--out", str(out), "--epochs", "2"]) == 0
+    seconds = time.time() - t0
+    assert loaded == ["clip", "unclip"]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["clips"] == {"train": 6, "test": 3, "failed_train": 0, "failed_test": 0}
+    assert m["pairing"] == "top1" and m["batch_size"] == 6 and m["steps"] == 2 and m["epochs"] == 2
+    assert m["image_encoder"] == "OpenCLIPImageEncoder" and m["generator"] == "StableUnCLIPGenerator"
+    for key in ("r_at_1", "r_at_5", "same_category_at_1", "gen_accuracy", "oracle_accuracy", "gen_r_at_1"):
+        assert 0.0 <= m[key] <= 1.0, key
+    assert m["r_at_5"] == 1.0  # 3 held-out clips: the true frame is always among the 5 nearest
+    for name in (
+        "gallery.png",
+        "training_curve.png",
+        "audio_encoder.safetensors",
+        "sounds/hum.wav",
+        "sounds/whistle.wav",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    # the caches hold the SSL top-1 frame's embedding of every clip and its 10 s of 16 kHz audio
+    train = FeatureCache(out / "cache" / "train")
+    assert train.embeds.shape == (6, 1, 16) and train.audio.shape == (6, 160_000)
+    assert [int(train.frames[i, 0]) for i in range(6)] == [ssl[c]["top10_moments"][0] for c in train.ids]
+    # the saved audio encoder is the paper's (ResNet-18, 1024 head, 257 x 1007 spectrogram) into the encoder's space
+    model = load_audio_encoder(out / "audio_encoder.safetensors")
+    assert model.config == {"emb_dim": 16, "hidden": 1024, "front_end": "paper"}
+    assert model.head[0].in_features == 512 and model.front_end.shape == (257, 1007)
+    test = FeatureCache(out / "cache" / "test")
+    from s2v_lib.metrics import retrieval_recall
+
+    emb = model.embed(np.asarray(test.audio, np.float32))
+    assert retrieval_recall(emb, torch.from_numpy(np.array(test.embeds[:, 0])))["r_at_1"] == m["r_at_1"]
+    assert seconds < 120
+    # a second run in the same folder is refused (no --force), before anything is recomputed
+    assert main(["demo", "--data", str(tmp_path / "vgg"), "--out", str(out)]) == 1
+
+
+def test_full_profile_demo_needs_data_and_toy_profile_refuses_it(tiny_clip, monkeypatch, tmp_path, capsys):
+    from s2v_lib.cli import main
+
+    monkeypatch.setattr(full, "load_openclip_image_encoder", lambda device="cpu", **kw: tiny_clip)
+    monkeypatch.setattr(full, "load_stable_unclip", lambda device="cpu", **kw: None)
+    monkeypatch.setenv("S2V_PROFILE", "full")
+    assert main(["demo", "--out", str(tmp_path / "a")]) == 1
+    assert "--data DIR" in capsys.readouterr().err and not (tmp_path / "a").exists()
+    assert main(["demo", "--out", str(tmp_path / "a"), "--data", str(tmp_path / "nowhere")]) == 1
+    assert "no such data folder" in capsys.readouterr().err
+    monkeypatch.setenv("S2V_PROFILE", "toy")
+    assert main(["demo", "--out", str(tmp_path / "b"), "--data", str(tmp_path)]) == 1
+    assert "S2V_PROFILE=full" in capsys.readouterr().err

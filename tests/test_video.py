@@ -42,8 +42,9 @@ def read_barcodes(frames: np.ndarray) -> np.ndarray:
 
 
 def write_video(path, fps=Fraction(10), seconds=3.0, rate=44100, channels=2, audio=None, video=True,
-                acodec="aac", sample_fmt="fltp"):  # fmt: skip
-    """Barcode frames at ``fps`` and ``audio(t) -> [channels, n]`` (default: 440 Hz at 0.6 in the left channel only)."""
+                acodec="aac", sample_fmt="fltp", frame=barcode):  # fmt: skip
+    """``frame(k) -> uint8 [H, W, 3]`` (default: barcode k) at ``fps`` and ``audio(t) -> [channels, n]`` (default:
+    440 Hz at 0.6 in the left channel only). Other test modules write their clips with it too."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fps = Fraction(fps)
@@ -58,7 +59,7 @@ def write_video(path, fps=Fraction(10), seconds=3.0, rate=44100, channels=2, aud
             aus.layout = "stereo" if channels == 2 else "mono"
         if vs is not None:
             for k in range(int(round(seconds * fps))):
-                f = av.VideoFrame.from_ndarray(barcode(k), format="rgb24")
+                f = av.VideoFrame.from_ndarray(frame(k), format="rgb24")
                 f.pts, f.time_base = k, 1 / fps
                 for p in vs.encode(f):
                     out.mux(p)
