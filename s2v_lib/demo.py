@@ -158,7 +158,7 @@ def run_full_demo(out, cfg: DemoConfig, force: bool, data: str | Path | None = N
 
     from .audio import FrontEnd
     from .audio_encoder import AudioEncoder
-    from .distributed import init_distributed, precompute_features_distributed, train_ddp
+    from .distributed import init_distributed, precompute_features_distributed, shutdown, train_ddp
     from .experiment import match_anchor_norm
     from .losses import DIRECTION_ONLY, get_loss
     from .metrics import retrieval_recall, same_category_at_1
@@ -176,6 +176,9 @@ def run_full_demo(out, cfg: DemoConfig, force: bool, data: str | Path | None = N
         raise ValueError("the full-profile demo reads real clips: pass --data DIR, a VGGSound/VEGAS-style folder of "
                          "mp4 clips with its CSV index (youtube_id, start, label, split) and optionally the SSL "
                          "top-k JSON (see s2v_lib.video). Without data, use the toy profile (S2V_PROFILE=toy).")  # fmt: skip
+    if cfg.pairing not in ("top1", "middle"):
+        raise ValueError(f"--pairing {cfg.pairing} needs the toy world's ground truth; on real clips use top1 (the SSL "
+                         "top-k JSON's best frame, middle when the folder has no JSON) or middle")  # fmt: skip
     data = Path(data)
     if not data.is_dir():
         raise FileNotFoundError(f"{data}: no such data folder")
@@ -232,6 +235,7 @@ def run_full_demo(out, cfg: DemoConfig, force: bool, data: str | Path | None = N
     hist.train_loss = [float(np.mean(res.losses[e * steps_per_epoch : (e + 1) * steps_per_epoch]))
                        for e in range(len(res.losses) // steps_per_epoch)]  # fmt: skip
     hist.seconds = res.seconds
+    shutdown()  # no collective after training: rank 0 measures and draws alone
     if not info.is_main:
         return {}
     model = res.model.eval()

@@ -377,6 +377,8 @@ def test_full_profile_demo_needs_data_and_toy_profile_refuses_it(tiny_clip, monk
     assert "--data DIR" in capsys.readouterr().err and not (tmp_path / "a").exists()
     assert main(["demo", "--out", str(tmp_path / "a"), "--data", str(tmp_path / "nowhere")]) == 1
     assert "no such data folder" in capsys.readouterr().err
+    assert main(["demo", "--out", str(tmp_path / "a"), "--data", str(tmp_path), "--pairing", "truth"]) == 1
+    assert "ground truth" in capsys.readouterr().err and not (tmp_path / "a").exists()
     monkeypatch.setenv("S2V_PROFILE", "toy")
     assert main(["demo", "--out", str(tmp_path / "b"), "--data", str(tmp_path)]) == 1
     assert "S2V_PROFILE=full" in capsys.readouterr().err
