@@ -320,3 +320,84 @@ def image_grid(images, row_labels=None, col_titles=None, path: str | Path | None
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _finish(fig, path)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# controllability (notebook 05, `s2v control`): pictures along an edit, and size against level
+
+
+def manipulation_strip(images, col_titles, row_labels=None, cell_titles=None, path: str | Path | None = None,
+                       title: str | None = None):  # fmt: skip
+    """Pictures [rows, cols, H, W, 3] along an edit: one row per example, one column per step of the edit
+    (gain, mixing, interpolation weight, alpha). ``cell_titles[r][c]`` (e.g. the judged size) under each picture."""
+    images = np.asarray(images)
+    rows, cols = images.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(1.25 * cols + 0.9, 1.35 * rows + 0.5), squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            show_image(ax, images[r, c], col_titles[c] if r == 0 else None)
+            if cell_titles is not None and cell_titles[r][c]:
+                ax.set_xlabel(cell_titles[r][c], fontsize=7, labelpad=2)
+        if row_labels is not None:
+            axes[r, 0].set_ylabel(row_labels[r], fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def size_vs_level(levels_db, sizes, path: str | Path | None = None):
+    """Judged size of the generated object against the source's level (one thin line per sound, the mean in
+    black), with the toy world's true loudness -> size map dashed."""
+    from .toyworld import loudness_to_size
+
+    levels, sizes = np.asarray(levels_db, dtype=float), np.asarray(sizes, dtype=float)
+    fig, ax = plt.subplots(figsize=(4.2, 3.0))
+    for row in sizes:
+        ax.plot(levels, row, color="tab:blue", alpha=0.25, lw=0.8)
+    ax.plot(levels, sizes.mean(0), "o-", color="k", label="mean over sounds")
+    fine = np.linspace(levels.min(), levels.max(), 50)
+    ax.plot(fine, loudness_to_size(fine), "--", color="tab:red", label="the world's truth")
+    ax.set_xlabel("source level (dBFS, floor at -42)")
+    ax.set_ylabel("judged object size (px)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# generation and evaluation (notebook 04, `s2v ablate`): the ablation's bars, Grad-CAM over spectrograms
+
+
+def ablation_bars(results: dict, path: str | Path | None = None, keys=("gen_accuracy", "gen_r_at_5")):
+    """One horizontal bar per ablation row for each of ``keys`` (metrics.json names)."""
+    names = list(results)
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys) + 2.2, 0.32 * len(names) + 1.0), sharey=True,
+                             squeeze=False)  # fmt: skip
+    for ax, key in zip(axes[0], keys, strict=True):
+        vals = [results[n].get(key, np.nan) for n in names]
+        ax.barh(range(len(names)), vals, color=["tab:red" if i == 0 else "tab:blue" for i in range(len(names))])
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(key)
+        ax.set_xlim(0, 1)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def gradcam_figure(specs, maps, pictures, labels=None, path: str | Path | None = None, title: str | None = None):
+    """Per sound: its spectrogram, the Grad-CAM map over it, and the picture drawn from it (the paper's Figure 5)."""
+    n = len(maps)
+    fig, axes = plt.subplots(3, n, figsize=(1.5 * n + 0.4, 4.4), squeeze=False)
+    for i in range(n):
+        show_spectrogram(axes[0, i], specs[i], labels[i] if labels is not None else None)
+        show_spectrogram(axes[1, i], specs[i])
+        axes[1, i].imshow(np.asarray(maps[i]), origin="lower", aspect="auto", cmap="jet", alpha=0.5, vmin=0, vmax=1)
+        show_image(axes[2, i], pictures[i])
+    for r, name in enumerate(("spectrogram", "Grad-CAM", "generated")):
+        axes[r, 0].set_ylabel(name, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _finish(fig, path)
