@@ -90,9 +90,9 @@ class AblationConfig:
     n_val: int = 160
     n_test: int = 240
     epochs: int = 3
-    n_images: int = 2  # pictures per held-out sound (diversity needs >= 2)
+    n_diversity: int = 80  # held-out sounds drawn a second time (other noise) for the diversity column
     sampling_steps: int = 10
-    n_fid: int = 120  # held-out sounds whose first picture enters the Inception FID (0: skip the Inception network)
+    n_fid: int = 100  # held-out sounds whose picture enters the Inception FID (0: skip the Inception network)
     seed: int = 0
     rows: tuple[str, ...] = tuple(r.name for r in ROWS)
 
@@ -121,7 +121,7 @@ def picture_metrics(pictures: np.ndarray, clips: ToyDataset, anchors: torch.Tens
         **{k: scorer(pictures[: scorer.n_reference, 0]) for k, scorer in frechet.items()},
         "judge_is": judge_inception_score(judge, pictures),
     }
-    if n >= 2:  # real frames: one per sound
+    if n >= 2:
         m["diversity"] = diversity(emb)
     return m
 
@@ -168,7 +168,12 @@ def run_ablation(out: str | Path, config: AblationConfig | None = None, force: b
                 embeds = generator_input(exp, v)
                 m.update(retrieval_recall(v.test_embeddings, exp.anchors_test), train_seconds=v.history.seconds,
                          final_val_loss=v.history.val_loss[-1])  # fmt: skip
-            pics = load_generator(row.generator).generate(embeds, n=cfg.n_images, seed=cfg.seed, **kw)
+            generator = load_generator(row.generator)
+            pics = generator.generate(embeds, n=1, seed=cfg.seed, **kw)  # as `s2v demo`: one picture per sound
+            if cfg.n_diversity:
+                again = generator.generate(embeds[: cfg.n_diversity], n=1, seed=cfg.seed + 1, **kw)
+                both = np.concatenate([pics[: cfg.n_diversity], again], 1)
+                m["diversity"] = diversity(encoder.encode(both.reshape(-1, *both.shape[2:])).view(len(both), 2, -1))
         m.update(picture_metrics(pics, exp.test, exp.anchors_test, judge, encoder, frechet))
         m["row_seconds"] = time.time() - r0
         results[row.name], pictures[row.name] = m, pics

@@ -68,7 +68,7 @@ def _cmd_control(args) -> int:
 def _cmd_ablate(args) -> int:
     from .ablation import AblationConfig, run_ablation, summary
 
-    cfg = AblationConfig(n_train=args.clips, epochs=args.epochs, n_images=args.images, n_fid=args.fid, seed=args.seed)
+    cfg = AblationConfig(n_train=args.clips, epochs=args.epochs, n_diversity=args.diversity, n_fid=args.fid, seed=args.seed)
     print(summary(run_ablation(args.out, cfg, force=args.force)))
     print(f"wrote {args.out}/metrics.json, ablation.csv, ablation.md, ablation_grid.png, ablation_bars.png")
     return 0
@@ -133,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--force", action="store_true", help="overwrite the results of an earlier run in --out")
     pa.add_argument("--clips", type=int, default=4000, help="training clips (as s2v demo)")
     pa.add_argument("--epochs", type=int, default=3)
-    pa.add_argument("--images", type=int, default=2, help="pictures per held-out sound (diversity needs 2)")
-    pa.add_argument("--fid", type=int, default=120, help="held-out sounds in the Inception FID (0: skip it)")
+    pa.add_argument("--diversity", type=int, default=80, help="held-out sounds drawn twice, for diversity (0: skip)")
+    pa.add_argument("--fid", type=int, default=100, help="held-out sounds in the Inception FID (0: skip it)")
     pa.add_argument("--seed", type=int, default=0)
     pa.set_defaults(func=_cmd_ablate)
 

@@ -95,11 +95,14 @@ def run_stage(stage: str, device: str = "cpu", seconds: float = 60.0, n_clips: i
         embeds = load_toy_model("toy-image-encoder", folder=out).encode(frames)
         earlier = read_manifest(out)["toy-gan"]
         keep = {k: earlier[k] for k in ("config", "image_encoder_sha256", "steps", "loss_d", "loss_g") if k in earlier}
-        info["continued_from"] = {k: earlier.get(k) for k in ("sha256", "command", "steps", "seconds", "continued_from")}
+        info["continued_from"] = {k: earlier.get(k) for k in ("sha256", "command", "steps", "seconds", "device", "note", "continued_from")}
+        import time
+
+        t0 = time.time()
         order = torch.randperm(len(embeds), generator=torch.Generator().manual_seed(seed))
         model = standing_stats(load_toy_model("toy-gan", folder=out), embeds[order[:8192]], seed=seed)  # 32 batches
         stats = {**keep, "note": "BatchNorm statistics re-estimated for the EMA weights over 8192 random frames' embeddings "
-                 "(standing statistics); weights unchanged", "seconds": 0.0}  # fmt: skip
+                 "(standing statistics); weights unchanged", "seconds": time.time() - t0}  # fmt: skip
         save_model(model, "toy-gan", {**info, **stats}, out, half=True)
     else:
         raise ValueError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")

@@ -97,7 +97,7 @@ def test_a_constant_waveform_gives_a_finite_picture_not_nan():
 def tiny_ablation(tmp_path_factory):
     out = tmp_path_factory.mktemp("ablate")
     rows = ("MSE", "oracle, GAN", "real frames (other clips)")
-    cfg = AblationConfig(n_train=96, n_val=16, n_test=24, epochs=1, n_images=2, sampling_steps=2, n_fid=8, rows=rows)
+    cfg = AblationConfig(n_train=96, n_val=16, n_test=24, epochs=1, n_diversity=6, sampling_steps=2, n_fid=8, rows=rows)
     return out, run_ablation(out, cfg)
 
 
