@@ -28,8 +28,8 @@
 # - the latent operations (interpolation audio <-> audio and audio <-> image, editing along a sound direction);
 # - how to measure each edit with a judge that knows the ground truth, and which edits work, which fail, and why.
 #
-# The numbers of section 7 come from `s2v control --out runs/control` (about 4 minutes: it trains the audio encoder
-# and judges ~1,500 pictures). This notebook reuses that run's encoder; without it, it trains a smaller one first
+# The numbers of section 7 come from `s2v control --out runs/control` (a few minutes: it trains the audio encoder
+# and judges about 800 pictures). This notebook reuses that run's encoder; without it, it trains a smaller one first
 # (well under a minute). Everything else here runs on a few examples in seconds.
 
 # %%
@@ -127,7 +127,7 @@ print(f"audio encoder {how}; gap vector length {gap.norm():.2f}; guidance {ctrl.
 
 # %%
 stems = control.heldout_stems(16)
-vol = control.measure_volume(ctrl, stems[:4], cfg.volume_levels_db)
+vol = control.measure_volume(ctrl, stems[:3], cfg.volume_levels_db)
 print(f"Spearman per sound, mean {vol['volume_size_spearman']:.2f}; slope {vol['volume_size_px_per_db']:.3f} px/dB "
       f"(the world's own: {vol['volume_size_px_per_db_truth']:.3f})")  # fmt: skip
 
@@ -156,7 +156,7 @@ display(*(viz.audio_player(w) for w in vol["_waves"][:5]))
 # test to pictures drawn from each sound alone: how often the other category shows up anyway.
 
 # %%
-pairs = control.mixture_pairs(stems, 4)
+pairs = control.mixture_pairs(stems, 3)
 mixd = control.measure_mixing(ctrl, stems, pairs, cfg.mix_gains_db)
 print({k: v for k, v in mixd.items() if not k.startswith("_")})
 
@@ -176,7 +176,7 @@ display(viz.audio_player(stems[i].render()), viz.audio_player(stems[j].render())
 # objects (the best an audio encoder could do is to land exactly there):
 
 # %%
-oracle = control.measure_mixing_oracle(ctrl, 8)
+oracle = control.measure_mixing_oracle(ctrl, 6)
 print({k: v for k, v in oracle.items() if not k.startswith("_")})
 fig = viz.manipulation_strip(np.stack([oracle["_frames"], oracle["_images"]], 1)[:4], ["real frame", "generated"])
 
@@ -234,7 +234,7 @@ except ValueError as err:
 
 # %%
 refs = control.heldout_stems(tw.N_CATEGORIES, start=len(stems))
-edit = control.measure_editing(ctrl, stems[:4], refs, cfg.edit_alpha)
+edit = control.measure_editing(ctrl, stems[:3], refs, cfg.edit_alpha)
 images = np.concatenate([edit["_frames"][:, None], edit["_images"]], 1)
 sizes = [[""] + [f"{s:.1f} px" for s in row] for row in edit["_size"]]
 fig = viz.manipulation_strip(images, ["picture"] + [f"alpha={a:+g}" for a in edit["_alphas"]], cell_titles=sizes)
@@ -257,24 +257,30 @@ parts = {"volume": vol, "mixing": mixd, "oracle": oracle, "interpolation": inter
 print(control.summary(measured or control.public_metrics(parts)))
 
 # %% [markdown]
-# **What works, what fails, and why** (the numbers are those of the run in `runs/control`; yours may differ a little):
+# **What works, what fails, and why** (the numbers of the run in `runs/control`; a rerun gives the same, another
+# seed a little different):
 #
-# - **Volume works, within limits.** Louder sources are drawn bigger (Spearman per sound about 0.8-0.9), but the
-#   pictures change size far less than the world does (about a quarter of the world's 0.24 px/dB), and the quietest
-#   sounds (18 dB above the floor) give the vaguest pictures. The size cue is a small part of what the InfoNCE loss
-#   asks the embedding to carry (category first). Two settings mattered: with the raw audio embeddings (the modality
-#   gap open) and guidance 2 we measured a mean Spearman of only 0.40; closing the gap raised it to about 0.7, and
-#   averaging two pictures per level and guidance 4 to 0.8-0.86.
-# - **Mixing mostly fails, and the generator is the first reason.** Pictures of mixtures usually show *one* of the
-#   two objects. Even the image embeddings of real two-object frames, the best an audio encoder could reach, give
-#   pictures with both objects only about a third to a half of the time (`mix_both_rate_oracle`): the small frozen
-#   generator rarely draws two objects. The audio encoder adds the second reason: about half of its two-source
-#   training clips were paired with a frame showing only one source, so it learnt "one of the two". A mixture made
-#   in the *latent*, $z_a + z_b - \bar z$, does better than the mixed waveform: the generator can be pushed to
-#   draw both, but the encoder does not produce such embeddings from a mixed sound.
-# - **Interpolation works.** The probability of the end point's category rises along almost every path, audio to
-#   audio and audio to image.
-# - **Editing along a sound direction works**, for both signs, with the direction of a single pair of sounds.
+# - **Volume works, within limits** (`volume_size_spearman` 0.87, bar 0.8). Louder sources are drawn bigger, but the
+#   pictures change size far less than the world does (0.07 px/dB against the world's 0.24), and the quietest sounds
+#   (18 dB above the floor) give the vaguest pictures. Size is a small part of what the InfoNCE loss asks the
+#   embedding to carry (category comes first). Two settings mattered: with the raw audio embeddings (modality gap
+#   open) and guidance 2 we measured a mean Spearman of only 0.40; closing the gap raised it to about 0.7, and two
+#   pictures per level with guidance 4 to 0.82-0.87.
+# - **Mixing mostly fails, and the generator is the first reason** (`mix_both_rate` 0.33, bar 0.6). Pictures of
+#   mixtures usually show *one* of the two objects. The judge finds both objects in 90% of real two-object frames,
+#   but pictures drawn from *their image embeddings*, the best an audio encoder could reach, show both in only 45%
+#   (`mix_both_rate_oracle`): the small frozen generator rarely draws two objects. The audio encoder adds a second
+#   reason: about half of its two-source training clips were paired with a frame showing only one source, so it
+#   learnt "one of the two". A mixture made in the *latent*, $z_a + z_b - \bar z$, shows both in 50%: the generator
+#   can be pushed to draw both, but the encoder does not make such embeddings from a mixed sound. The false-positive
+#   baseline `mix_both_rate_single` is 0.125 (bar 0.1): with guidance 4 single sounds get a second object more often
+#   (0.05-0.09 at guidance 2 in our trials).
+# - **Interpolation mostly works** (`interp_monotonic_rate` 0.79, bar 0.8): 0.92 of audio <-> audio paths, but only
+#   0.67 of audio <-> image paths. With the gap open and guidance 2 both kinds scored 0.92 in our trials: the
+#   settings that help volume hurt the paths towards image embeddings (which of the two, gap or guidance, we have
+#   not separated: try it). One setting for every edit is the honest measurement; exercise 2 shows the trade.
+# - **Editing along a sound direction works** (`edit_direction_rate` 0.85, bar 0.8), for both signs (0.88 bigger,
+#   0.83 smaller), with the direction of a single pair of sounds.
 #
 # ## Summary
 #
@@ -283,18 +289,18 @@ print(control.summary(measured or control.public_metrics(parts)))
 # - `s2v_lib.manipulate` holds the edits: `apply_gain`, `mix` (ratio, gain of one component; resampling, padding or
 #   trimming, clipping with a warning), `ToyStems` for source-against-floor edits, `interpolate` (weights in
 #   $[0, 1]$ only), `sound_direction` and `edit_embedding`.
-# - Measured on ground truth: volume, interpolation and sound-direction editing do what the paper shows; mixing
-#   rarely gives both objects, and the frozen generator's own ceiling explains most of that.
+# - Measured on ground truth: volume and sound-direction editing do what the paper shows; interpolation does
+#   along most paths; mixing rarely gives both objects, and the frozen generator's own ceiling explains most of that.
 #
 # ## Exercises
 #
 # 1. **Whole-recording gain.** Embed a held-out sound at whole-clip gains of -12, 0 and +12 dB
 #    (`mp.apply_gain(..., on_clip="keep")`) and at source gains of -12, 0, +12 dB (`render(gain_db)`), and compare
 #    the distances between the embeddings. What does it mean for editing your own recordings?
-# 2. **What the settings buy.** Measure `volume_size_spearman` on 4 sounds with the generator's default guidance 2
+# 2. **What the settings buy.** Measure `volume_size_spearman` on the 3 sounds of section 3 with the generator's default guidance 2
 #    and without the gap vector (`control.Controller.load(encoder)`). Compare with section 3.
-# 3. **Where does the second object appear?** Sweep the second component's gain from -18 to +18 dB on 4 mixtures
-#    and plot the share of pictures showing each category against the gain.
+# 3. **Where does the second object appear?** Sweep the second component's gain from -18 to +18 dB on the mixtures
+#    (the 3 of section 4) and plot the share of pictures showing each category against the gain.
 
 # %% tags=["solution"]
 # Exercise 1
@@ -310,7 +316,7 @@ for name, waves in (("whole clip", wholes), ("source only", sources)):
 # %% tags=["solution"]
 # Exercise 2
 plain = control.Controller.load(encoder)  # guidance 2, gap open
-m = control.measure_volume(plain, stems[:4], cfg.volume_levels_db)
+m = control.measure_volume(plain, stems[:3], cfg.volume_levels_db)
 for name, r in (("guidance 2, gap open", m), ("section 3 settings", vol)):
     print(f"{name:20s} Spearman {r['volume_size_spearman']:.2f}, slope {r['volume_size_px_per_db']:.3f} px/dB")
 
