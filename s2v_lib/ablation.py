@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import resource
+import textwrap
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -150,10 +151,14 @@ def run_ablation(out: str | Path, config: AblationConfig | None = None, force: b
     for row in progress(rows, desc="ablation rows", unit="row"):
         r0 = time.time()
         m = {"loss": row.loss, "pairing": row.pairing, "generator": row.generator, "source": row.source}
-        if row.source == "real":  # real frames of other held-out clips: the metrics' floor at this sample size
-            pics = take_frames(exp.val, truth_frame(exp.val))
-            reps = -(-len(reference) // len(pics))
-            pics = np.concatenate([pics] * reps)[: len(reference), None]
+        if row.source == "real":  # real frames of other held-out clips (the validation clips): the floor of the
+            # distribution metrics at this sample size, and the judge's score on real pictures (their own labels)
+            m.update(picture_metrics(take_frames(exp.val, truth_frame(exp.val))[:, None], exp.val, exp.anchors_val,
+                                     judge, encoder, frechet))  # fmt: skip
+            for k in [k for k in m if k.startswith("gen_r_at_")]:  # a frame retrieving itself: trivially 1
+                del m[k]
+            results[row.name] = {**m, "row_seconds": time.time() - r0}
+            continue
         else:
             kw = {"steps": cfg.sampling_steps} if row.generator.endswith("diffusion") else {}
             if row.source == "oracle":
@@ -251,7 +256,8 @@ def _figures(exp: Experiment, pictures: dict, results: dict, out: Path) -> None:
     test = exp.test
     cols = [int(np.flatnonzero(test.label == c)[0]) for c in range(len(CATEGORY_NAMES)) if (test.label == c).any()]
     grid = np.stack([exp.test_frames[cols], *[p[cols, 0] for p in pictures.values()]])
-    viz.image_grid(grid, ["true frame", *pictures], [CATEGORY_NAMES[test.label[c]] for c in cols],
+    labels = ["true frame", *(textwrap.fill(name, 14) for name in pictures)]
+    viz.image_grid(grid, labels, [CATEGORY_NAMES[test.label[c]] for c in cols],
                    out / "ablation_grid.png", title="one held-out sound per category, per ablation row")  # fmt: skip
     viz.ablation_bars(results, out / "ablation_bars.png")
 
