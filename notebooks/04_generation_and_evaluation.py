@@ -114,7 +114,7 @@ display(Markdown(ablation.markdown_table(table)))
 #
 # `s2v ablate --out runs/ablate` trains one audio encoder per loss and per frame choice on the same 4,000 clips,
 # draws every held-out sound with both generators, and adds the oracles (the true frame's embedding) and real
-# frames as references: about 16 minutes on two cores. The course ships the table of one such run; your own run
+# frames as references: about 14 minutes on two cores. The course ships the table of one such run; your own run
 # replaces it.
 
 # %%

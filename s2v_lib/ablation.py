@@ -91,9 +91,9 @@ class AblationConfig:
     n_val: int = 160
     n_test: int = 240
     epochs: int = 3
-    n_diversity: int = 80  # held-out sounds drawn a second time (other noise) for the diversity column
+    n_diversity: int = 40  # held-out sounds drawn a second time (other noise) for the diversity column
     sampling_steps: int = 10
-    n_fid: int = 100  # held-out sounds whose picture enters the Inception FID (0: skip the Inception network)
+    n_fid: int = 64  # held-out sounds whose picture enters the Inception FID (0: skip the Inception network)
     seed: int = 0
     rows: tuple[str, ...] = tuple(r.name for r in ROWS)
 

@@ -133,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--force", action="store_true", help="overwrite the results of an earlier run in --out")
     pa.add_argument("--clips", type=int, default=4000, help="training clips (as s2v demo)")
     pa.add_argument("--epochs", type=int, default=3)
-    pa.add_argument("--diversity", type=int, default=80, help="held-out sounds drawn twice, for diversity (0: skip)")
-    pa.add_argument("--fid", type=int, default=100, help="held-out sounds in the Inception FID (0: skip it)")
+    pa.add_argument("--diversity", type=int, default=40, help="held-out sounds drawn twice, for diversity (0: skip)")
+    pa.add_argument("--fid", type=int, default=64, help="held-out sounds in the Inception FID (0: skip it)")
     pa.add_argument("--seed", type=int, default=0)
     pa.set_defaults(func=_cmd_ablate)
 
