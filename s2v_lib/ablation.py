@@ -159,26 +159,23 @@ def run_ablation(out: str | Path, config: AblationConfig | None = None, force: b
                 del m[k]
             results[row.name] = {**m, "row_seconds": time.time() - r0}
             continue
+        kw = {"steps": cfg.sampling_steps} if row.generator.endswith("diffusion") else {}
+        if row.source == "oracle":
+            embeds = exp.anchors_test
         else:
-            kw = {"steps": cfg.sampling_steps} if row.generator.endswith("diffusion") else {}
-            if row.source == "oracle":
-                embeds = exp.anchors_test
-            else:
-                key = (row.loss, row.pairing)
-                if key not in variants:
-                    variants[key] = train_variant(
-                        exp, row.loss, row.pairing, cfg.epochs, desc=f"audio encoder: {row.name}"
-                    )
-                v = variants[key]
-                embeds = generator_input(exp, v)
-                m.update(retrieval_recall(v.test_embeddings, exp.anchors_test), train_seconds=v.history.seconds,
-                         final_val_loss=v.history.val_loss[-1])  # fmt: skip
-            generator = load_generator(row.generator)
-            pics = generator.generate(embeds, n=1, seed=cfg.seed, **kw)  # as `s2v demo`: one picture per sound
-            if cfg.n_diversity:
-                again = generator.generate(embeds[: cfg.n_diversity], n=1, seed=cfg.seed + 1, **kw)
-                both = np.concatenate([pics[: cfg.n_diversity], again], 1)
-                m["diversity"] = diversity(encoder.encode(both.reshape(-1, *both.shape[2:])).view(len(both), 2, -1))
+            key = (row.loss, row.pairing)
+            if key not in variants:
+                variants[key] = train_variant(exp, row.loss, row.pairing, cfg.epochs, desc=f"audio encoder: {row.name}")
+            v = variants[key]
+            embeds = generator_input(exp, v)
+            m.update(retrieval_recall(v.test_embeddings, exp.anchors_test), train_seconds=v.history.seconds,
+                     final_val_loss=v.history.val_loss[-1])  # fmt: skip
+        generator = load_generator(row.generator)
+        pics = generator.generate(embeds, n=1, seed=cfg.seed, **kw)  # as `s2v demo`: one picture per sound
+        if cfg.n_diversity:
+            again = generator.generate(embeds[: cfg.n_diversity], n=1, seed=cfg.seed + 1, **kw)
+            both = np.concatenate([pics[: cfg.n_diversity], again], 1)
+            m["diversity"] = diversity(encoder.encode(both.reshape(-1, *both.shape[2:])).view(len(both), 2, -1))
         m.update(picture_metrics(pics, exp.test, exp.anchors_test, judge, encoder, frechet))
         m["row_seconds"] = time.time() - r0
         results[row.name], pictures[row.name] = m, pics

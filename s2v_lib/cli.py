@@ -83,6 +83,14 @@ def _cmd_generate(args) -> int:
     return 1 if res["failed"] else 0
 
 
+def _measuring_command(sub, name: str, help: str) -> argparse.ArgumentParser:
+    """A measuring command: ``--out DIR`` (default ``runs/<name>``) and ``--force``."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("--out", default=f"runs/{name}", help=f"output folder (default runs/{name})")
+    p.add_argument("--force", action="store_true", help="overwrite the results of an earlier run in --out")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .pretrain import STAGES
 
@@ -90,9 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    pd = sub.add_parser("demo", help="the whole method on the toy profile: train, generate, measure")
-    pd.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
-    pd.add_argument("--force", action="store_true", help="overwrite the results of an earlier run in --out")
+    pd = _measuring_command(sub, "demo", help="the whole method on the toy profile: train, generate, measure")
     pd.add_argument("--epochs", type=int, default=3)
     pd.add_argument("--clips", type=int, default=4000, help="training clips")
     pd.add_argument("--loss", default="infonce_l2", choices=["infonce_l2", "infonce_l2_normalized", "infonce_cosine", "mse", "l1"])
@@ -113,24 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("--generator", default=None, help="toy-diffusion (default in the toy profile) or toy-gan")
     pg.set_defaults(func=_cmd_generate)
 
-    ps = sub.add_parser("ssl", help="sound-source localisation and frame selection, measured on ground truth")
-    ps.add_argument("--out", default="runs/ssl", help="output folder (default runs/ssl)")
-    ps.add_argument("--force", action="store_true", help="overwrite the results of an earlier run in --out")
+    ps = _measuring_command(sub, "ssl", help="sound-source localisation and frame selection, measured on ground truth")
     ps.set_defaults(func=_cmd_ssl)
 
-    pgeo = sub.add_parser("geometry", help="modality gap and UMAP of audio vs image embeddings, per loss variant")
-    pgeo.add_argument("--out", default="runs/geometry", help="output folder (default runs/geometry)")
-    pgeo.add_argument("--force", action="store_true", help="overwrite the results of an earlier run in --out")
+    pgeo = _measuring_command(sub, "geometry", help="modality gap and UMAP of audio vs image embeddings, per loss variant")
     pgeo.set_defaults(func=_cmd_geometry)
 
-    pc = sub.add_parser("control", help="controllability: volume, mixing, interpolation and editing, measured")
-    pc.add_argument("--out", default="runs/control", help="output folder (default runs/control)")
-    pc.add_argument("--force", action="store_true", help="overwrite the results of an earlier run in --out")
+    pc = _measuring_command(sub, "control", help="controllability: volume, mixing, interpolation and editing, measured")
     pc.set_defaults(func=_cmd_control)
 
-    pa = sub.add_parser("ablate", help="the paper's ablations (loss, frame choice, generator, oracle) in one table")
-    pa.add_argument("--out", default="runs/ablate", help="output folder (default runs/ablate)")
-    pa.add_argument("--force", action="store_true", help="overwrite the results of an earlier run in --out")
+    pa = _measuring_command(sub, "ablate", help="the paper's ablations (loss, frame choice, generator, oracle) in one table")
     pa.add_argument("--clips", type=int, default=4000, help="training clips (as s2v demo)")
     pa.add_argument("--epochs", type=int, default=3)
     pa.add_argument("--diversity", type=int, default=40, help="held-out sounds drawn twice, for diversity (0: skip)")

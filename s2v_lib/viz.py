@@ -306,14 +306,19 @@ def draw_boxes(ax, boxes, colour: str = "white", lw: float = 1.2) -> None:
             ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=colour, lw=lw))
 
 
-def image_grid(images, row_labels=None, col_titles=None, path: str | Path | None = None, title: str | None = None):
-    """Pictures [R, C, H, W, 3] in a grid, a label per row and a title per column."""
+def image_grid(images, row_labels=None, col_titles=None, path: str | Path | None = None, title: str | None = None,
+               cell_titles=None):  # fmt: skip
+    """Pictures [R, C, H, W, 3] in a grid, a label per row and a title per column; ``cell_titles[r][c]`` (e.g. the
+    judged size) under each picture, where given."""
     images = np.asarray(images)
     rows, cols = images.shape[:2]
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols + 0.6, 1.3 * rows + 0.4), squeeze=False)
+    extra = 0.2 if cell_titles is not None else 0.0  # room for the text under each picture
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols + 0.6, (1.3 + extra) * rows + 0.4), squeeze=False)
     for r in range(rows):
         for c in range(cols):
             show_image(axes[r, c], images[r, c], col_titles[c] if col_titles is not None and r == 0 else None)
+            if cell_titles is not None and cell_titles[r][c]:
+                axes[r, c].set_xlabel(cell_titles[r][c], fontsize=7, labelpad=2)
         if row_labels is not None:
             axes[r, 0].set_ylabel(row_labels[r], fontsize=8)
     if title:
@@ -329,22 +334,8 @@ def image_grid(images, row_labels=None, col_titles=None, path: str | Path | None
 def manipulation_strip(images, col_titles, row_labels=None, cell_titles=None, path: str | Path | None = None,
                        title: str | None = None):  # fmt: skip
     """Pictures [rows, cols, H, W, 3] along an edit: one row per example, one column per step of the edit
-    (gain, mixing, interpolation weight, alpha). ``cell_titles[r][c]`` (e.g. the judged size) under each picture."""
-    images = np.asarray(images)
-    rows, cols = images.shape[:2]
-    fig, axes = plt.subplots(rows, cols, figsize=(1.25 * cols + 0.9, 1.35 * rows + 0.5), squeeze=False)
-    for r in range(rows):
-        for c in range(cols):
-            ax = axes[r, c]
-            show_image(ax, images[r, c], col_titles[c] if r == 0 else None)
-            if cell_titles is not None and cell_titles[r][c]:
-                ax.set_xlabel(cell_titles[r][c], fontsize=7, labelpad=2)
-        if row_labels is not None:
-            axes[r, 0].set_ylabel(row_labels[r], fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return _finish(fig, path)
+    (gain, mixing, interpolation weight, alpha); :func:`image_grid` with the steps as columns."""
+    return image_grid(images, row_labels, col_titles, path, title, cell_titles=cell_titles)
 
 
 def size_vs_level(levels_db, sizes, path: str | Path | None = None):
