@@ -23,7 +23,8 @@ def _cmd_pretrain(args) -> int:
 
 def _cmd_demo(args) -> int:
     from .config import profile
-    from .demo import DemoConfig, run_demo, run_full_demo, summary
+    from .demo import DemoConfig, run_demo, summary
+    from .full_demo import run_full_demo
 
     cfg = DemoConfig(epochs=args.epochs, loss=args.loss, pairing=args.pairing, generator=args.generator,
                      n_train=args.clips, seed=args.seed)  # fmt: skip
