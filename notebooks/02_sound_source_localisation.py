@@ -17,7 +17,7 @@
 # hear is not on screen: it has walked out of view, something stands in front of it, or a silent object takes the
 # whole picture. The authors therefore pick each clip's training frame with a **sound-source localisation (SSL)**
 # model: it scores every frame by how well it shows what is heard, and the best frame (top-1) becomes the target
-# (PAPER.md, step 2). They released only the resulting frame indices, not the SSL code. This notebook builds and
+# (paper guide, step 2). They released only the resulting frame indices, not the SSL code. This notebook builds and
 # *measures* such a model, which the toy world makes possible: it knows in which frames the sounding object is
 # visible and where.
 #

@@ -14,7 +14,7 @@
 # # 03 · Alignment training: the audio encoder and its loss
 #
 # Sound2Vision trains one network: an **audio encoder** that maps a sound into the embedding space of a frozen image
-# encoder, so that a frozen generator built for that space can draw from it (PAPER.md, steps 4 and 6). This notebook
+# encoder, so that a frozen generator built for that space can draw from it (paper guide, steps 4 and 6). This notebook
 # trains it on the toy world, with the paper's loss, and measures what it learned by *retrieval*: given a sound,
 # is its own frame the nearest among all held-out frames?
 #

@@ -13,7 +13,7 @@
 # %% [markdown]
 # # 04 · Generation and evaluation
 #
-# An aligned audio embedding is handed to a frozen generator as if it were an image embedding (PAPER.md, step 7).
+# An aligned audio embedding is handed to a frozen generator as if it were an image embedding (paper guide, step 7).
 # The paper's claims here are that this gives *diverse* and *correct* pictures, that it works for a diffusion model
 # and a GAN alike, and that its choices (the loss, the frame each clip is paired with) matter. This notebook turns
 # each claim into a number, and looks inside the audio encoder with Grad-CAM.

@@ -1,6 +1,6 @@
 """``s2v ablate``: the paper's choices, each one a row of one table, all from one run on the same clips and seeds.
 
-Rows (PAPER.md "Ablations"):
+Rows (paper guide "Ablations"):
 
 * the loss: InfoNCE over negative L2 un-normalised [Sound2Vision], its L2-normalised variant [Sound2Scene], cosine
   InfoNCE, MSE, L1 - all trained on SSL top-1 frames and drawn by the diffusion generator;

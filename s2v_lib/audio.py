@@ -1,4 +1,4 @@
-"""Audio: waveform I/O, the spectrogram front end, and waveform manipulations (PAPER.md steps 1 and 3).
+"""Audio: waveform I/O, the spectrogram front end, and waveform manipulations (paper guide steps 1 and 3).
 
 The paper feeds its audio encoder ``log(|STFT|^2 + 1e-7)``: a linear-frequency log-power spectrogram of 10 s of
 16 kHz mono audio (window 512, hop ~159 -> 257 x ~1004), z-scored per clip, as a one-channel image.

@@ -1,4 +1,4 @@
-"""The audio encoder: spectrogram -> a point in the frozen image encoder's embedding space (PAPER.md step 4).
+"""The audio encoder: spectrogram -> a point in the frozen image encoder's embedding space (paper guide step 4).
 
 As in the authors' code: a torchvision ResNet-18 trained from scratch with a one-channel first convolution, global
 average pooling (512-d), then an MLP head into the image-embedding dimension (Sound2Vision: 512 -> 1024 -> ReLU ->

@@ -1,4 +1,4 @@
-"""``s2v control``: the paper's controllability, measured on ground truth (PAPER.md "Controllability").
+"""``s2v control``: the paper's controllability, measured on ground truth (paper guide "Controllability").
 
 The paper shows that edits of the sound or of the latent change the picture as expected; it shows this with
 examples. The toy world's judge (``metrics.ToyJudge``) reads a picture's categories and each object's size, so
@@ -51,7 +51,7 @@ class ControlConfig:
     n_test: int = 160
     epochs: int = 3
     p_mixture: float = 0.3  # share of two-source training clips
-    pairing: str = "top1"  # SSL top-1 frame (PAPER.md step 2), as `s2v demo`
+    pairing: str = "top1"  # SSL top-1 frame (paper guide step 2), as `s2v demo`
     generator: str = "toy-diffusion"
     sampling_steps: int = 10
     guidance: float = 4.0  # classifier-free guidance (the generator's default is 2): sizes follow the embedding more

@@ -1,4 +1,4 @@
-"""Clip data sets: the toy world in bulk (cached, atomic writes), frame pairing, and real files (PAPER.md step 1).
+"""Clip data sets: the toy world in bulk (cached, atomic writes), frame pairing, and real files (paper guide step 1).
 
 :class:`ToyDataset` holds many toy clips as arrays (audio as float16, frames as uint8, ground truth as numbers),
 builds them in parallel, and caches them under ``data/cache`` keyed by everything that changes them. Writes are
@@ -124,7 +124,7 @@ def build_toy_dataset(n: int, seed: int = 0, config: tw.WorldConfig | None = Non
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# frame pairing (PAPER.md step 2)
+# frame pairing (paper guide step 2)
 
 PAIRINGS = ("middle", "random", "top1", "truth")
 

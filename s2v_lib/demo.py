@@ -1,4 +1,4 @@
-"""``s2v demo``: the whole method on the toy profile, end to end, in a few minutes (PAPER.md Figure 2).
+"""``s2v demo``: the whole method on the toy profile, end to end, in a few minutes (paper guide Figure 2).
 
 1. build toy clips (audio + frames + ground truth)         - ``data``
 2. pair each training clip with one frame                  - ``data.pair_frames`` (middle frame, or SSL top-1)
@@ -40,7 +40,7 @@ class DemoConfig:
     n_test: int = 240
     epochs: int = 3
     loss: str = "infonce_l2"
-    pairing: str = "top1"  # SSL top-1 frame (PAPER.md step 2); "middle" is the paper's baseline
+    pairing: str = "top1"  # SSL top-1 frame (paper guide step 2); "middle" is the paper's baseline
     generator: str = "toy-diffusion"
     n_images: int = 4  # per sound in the gallery
     sampling_steps: int = 10

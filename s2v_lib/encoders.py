@@ -1,4 +1,4 @@
-"""Frozen image encoders: the anchor space the audio embedding must land in (PAPER.md step 5).
+"""Frozen image encoders: the anchor space the audio embedding must land in (paper guide step 5).
 
 Sound2Vision anchors audio to the CLIP image encoder of Stable unCLIP 2.1 (OpenCLIP ViT-H/14, 1024-d ``image_embeds``).
 The toy profile's counterpart, :class:`ToyImageEncoder`, is a small CNN trained by this project *without labels*

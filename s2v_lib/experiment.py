@@ -69,7 +69,7 @@ class Experiment:
 def prepare_experiment(n_train: int = 4000, n_val: int = 160, n_test: int = 240, seed: int = 0,
                        ssl_select: bool = False, world: WorldConfig | None = None) -> Experiment:  # fmt: skip
     """Clips, spectrograms and held-out anchors. ``ssl_select``: run sound-source localisation over the training
-    clips (PAPER.md step 2); clips it flags (silent, no source in view) are dropped, the others' frame scores kept
+    clips (paper guide step 2); clips it flags (silent, no source in view) are dropped, the others' frame scores kept
     for ``pairing="top1"``, so every variant of the experiment trains on the same clips. ``world``: the toy world's
     settings (default ``WorldConfig()``, e.g. ``WorldConfig(p_mixture=0.3)`` for two-source clips)."""
     ds = build_toy_dataset(n_train + n_val + n_test, seed=seed, config=world, workers=2)

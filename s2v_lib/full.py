@@ -1,4 +1,4 @@
-"""The full profile's frozen models: OpenCLIP ViT-H/14 and Stable unCLIP 2.1 (PAPER.md steps 5 and 7).
+"""The full profile's frozen models: OpenCLIP ViT-H/14 and Stable unCLIP 2.1 (paper guide steps 5 and 7).
 
     enc = load_openclip_image_encoder("cuda")      # open_clip ViT-H-14, laion2b_s32b_b79k, its own preprocessing
     gen = load_stable_unclip("cuda")               # StableUnCLIPGenerator around StableUnCLIPImg2ImgPipeline
@@ -48,7 +48,7 @@ from torch import nn
 
 OPENCLIP_MODEL, OPENCLIP_PRETRAINED = "ViT-H-14", "laion2b_s32b_b79k"
 UNCLIP_REPO = "stabilityai/stable-diffusion-2-1-unclip"
-# the authors' generation settings (PAPER.md step 7)
+# the authors' generation settings (paper guide step 7)
 UNCLIP_DEFAULTS = {"steps": 20, "guidance": 10.0, "noise_level": 0, "prompt": "", "eta": 0.0}
 
 TOY_ALTERNATIVE = "On a machine without internet, use the toy profile instead (S2V_PROFILE=toy, the default)."

@@ -67,7 +67,7 @@ def run_full_demo(out, cfg: DemoConfig, force: bool, data: str | Path | None = N
     ``DIR`` is a VGGSound/VEGAS-style folder (``s2v_lib.video``): mp4 clips at any depth, named as the official index
     or the public mirror does, one CSV index (youtube_id, start, label, split; without it ids come from the file
     names) and optionally the SSL top-k JSON (``top1_boxes_top10_moments.json``): with it the training frame is the
-    SSL top-1 (``--pairing top1``), without it the middle frame. Steps, as in PAPER.md:
+    SSL top-1 (``--pairing top1``), without it the middle frame. Steps, as in paper guide:
 
     1. load the frozen OpenCLIP ViT-H/14 and Stable unCLIP 2.1 (first: offline this fails at once with a
        :class:`~s2v_lib.registry.ModelError` saying what to download);

@@ -1,4 +1,4 @@
-"""``s2v generate``: pictures for your own recordings (PAPER.md step 7, inference stage).
+"""``s2v generate``: pictures for your own recordings (paper guide step 7, inference stage).
 
 Reads any common sound file (wav, flac, ogg, mp3) or the audio track of a video, at any sample rate and channel
 count (resampled to 16 kHz mono), any length (tiled or cut to the clip length), embeds it with a trained audio

@@ -1,4 +1,4 @@
-"""Frozen image generators conditioned on the image-embedding space (PAPER.md step 7).
+"""Frozen image generators conditioned on the image-embedding space (paper guide step 7).
 
 The method is generator-agnostic: anything that draws a picture from an embedding of the frozen image encoder can be
 driven by the aligned audio embedding instead. Every generator here has one call::

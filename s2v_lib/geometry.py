@@ -1,4 +1,4 @@
-"""Geometry of the shared embedding space: the modality gap, and UMAP pictures (PAPER.md "Analysis and evaluation").
+"""Geometry of the shared embedding space: the modality gap, and UMAP pictures (paper guide "Analysis and evaluation").
 
 The paper explains why audio embeddings transfer to a generator that never heard a sound: training closes the
 *modality gap* between audio and image embeddings. This module measures that gap for any two embedding sets

@@ -1,4 +1,4 @@
-"""Grad-CAM over the input spectrogram (PAPER.md "Analysis", the paper's Figure 5): which time-frequency regions of a
+"""Grad-CAM over the input spectrogram (paper guide "Analysis", the paper's Figure 5): which time-frequency regions of a
 sound drove the picture drawn from it.
 
 Grad-CAM (Selvaraju et al. 2017) weights a convolutional layer's feature maps by the mean gradient of a scalar

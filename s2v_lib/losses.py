@@ -1,4 +1,4 @@
-"""Alignment losses between audio embeddings a_i and frozen image embeddings v_j (PAPER.md step 6).
+"""Alignment losses between audio embeddings a_i and frozen image embeddings v_j (paper guide step 6).
 
 Sound2Vision's loss is InfoNCE whose logits are *negative Euclidean distances* between raw (un-normalised)
 embeddings, symmetrised over both directions, temperature 1:

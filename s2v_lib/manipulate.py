@@ -1,4 +1,4 @@
-"""Controllability: edits of the input sound and of the latent (PAPER.md "Controllability shown in the paper").
+"""Controllability: edits of the input sound and of the latent (paper guide "Controllability shown in the paper").
 
 The paper shows that simple edits change the picture in the expected way; ``s2v_lib.control`` measures them.
 

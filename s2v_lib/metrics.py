@@ -1,4 +1,4 @@
-"""Evaluation (PAPER.md "Analysis and evaluation"): retrieval R@k and ground-truth scores from a toy-world judge.
+"""Evaluation (paper guide "Analysis and evaluation"): retrieval R@k and ground-truth scores from a toy-world judge.
 
 The authors score generated images by retrieval R@k against the true frame with an off-the-shelf CLIP. The toy world
 adds what real data cannot: a *judge*, a classifier trained with the world's ground-truth labels (used only for

@@ -1,6 +1,6 @@
 """Training the *frozen* toy models, once, by the project's own scripts (``s2v pretrain STAGE``).
 
-Sound2Vision never trains its image encoder or generator: they are pre-trained and frozen (PAPER.md steps 5 and 7).
+Sound2Vision never trains its image encoder or generator: they are pre-trained and frozen (paper guide steps 5 and 7).
 The toy profile needs its own such models, so this module makes them from the toy world and ships them under
 ``data/models`` (see ``registry``). Notebooks never call this; they load the results.
 

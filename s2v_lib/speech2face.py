@@ -1,4 +1,4 @@
-"""Speech to face (PAPER.md step 8): a frozen speaker encoder, one linear map into the unCLIP embedding space.
+"""Speech to face (paper guide step 8): a frozen speaker encoder, one linear map into the unCLIP embedding space.
 
     folder = CelebVFolder("CelebV-HQ")                      # 35666/*.mp4 + celebvhq_info.json
     cache = precompute_face_features(folder, load_image_encoder("openclip-vit-h-14", "cuda"), "cache/celebvhq")

@@ -1,4 +1,4 @@
-"""Sound-source localisation (SSL) and top-1 frame selection (PAPER.md step 2), measured on the toy world's truth.
+"""Sound-source localisation (SSL) and top-1 frame selection (paper guide step 2), measured on the toy world's truth.
 
 Sound2Vision trains on the frame of each video that best shows what is heard, picked by an audio-visual localisation
 model; the authors used "Less Can Be More" (WACV 2022) and released only the resulting top-10 frame indices, never

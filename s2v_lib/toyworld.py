@@ -1,6 +1,6 @@
 """The toy audio-visual world: the course's embedded data set (DESIGN.md, "The toy world").
 
-Sound2Vision learns from in-the-wild videos (PAPER.md, pipeline step 1). This module makes small procedural videos
+Sound2Vision learns from in-the-wild videos (paper guide, pipeline step 1). This module makes small procedural videos
 with sound that have what no real data set has: exact ground truth. Every clip is a few 32x32 frames plus 2 s of
 16 kHz mono audio, generated deterministically from ``(seed, index)``.
 
@@ -14,7 +14,7 @@ Ties between the modalities, so that the paper's claims can be *measured*:
 Every clip also carries a constant ambient noise floor (the "room"), so loudness stays measurable relative to it even
 after the per-clip z-scoring of the paper's front end (see ``s2v_lib.audio``).
 
-To give frame selection something real to fix (PAPER.md step 2), the sounding object is off-screen or occluded in
+To give frame selection something real to fix (paper guide step 2), the sounding object is off-screen or occluded in
 some frames, and silent distractor objects of other categories wander in; the middle frame often misses the source.
 Ground truth per clip and per frame: categories, attributes, boxes and visibility.
 """

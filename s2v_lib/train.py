@@ -1,4 +1,4 @@
-"""Training the audio encoder onto the frozen anchors (PAPER.md step 6), in one loop you can read in a sitting.
+"""Training the audio encoder onto the frozen anchors (paper guide step 6), in one loop you can read in a sitting.
 
 The authors' settings: Adam, lr 1e-3, weight decay 1e-5, batch 64, seed 1234 (50 epochs on VGGSound; the toy world
 needs a few). Unlike the official code, validation is real: it runs on held-out clips that training never sees, in

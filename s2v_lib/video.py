@@ -1,4 +1,4 @@
-"""Real audio-visual data: VGGSound / VEGAS-style folders of mp4 clips, decoding, and feature caches (PAPER.md 1-2).
+"""Real audio-visual data: VGGSound / VEGAS-style folders of mp4 clips, decoding, and feature caches (paper guide 1-2).
 
     folder = VideoFolder("vggsound/video", index="vggsound.csv", split="train")
     clip = folder.load(0)          # DecodedClip: audio float32 [160000] (10 s, 16 kHz mono), frames uint8 [100, H, W, 3]
