@@ -44,7 +44,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-REPO_URL = "https://github.com/OWNER/sound2vision-course"  # placeholder: where the course is published
+REPO_URL = "https://github.com/OWNER/sound2vision-course"  # placeholder: set it with scripts/set_repo_url.py URL
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 DEMO_ENCODER = Path("runs") / "demo" / "audio_encoder.safetensors"  # what `s2v demo` writes
