@@ -167,11 +167,33 @@ _STEM_PATTERNS = (
 )
 
 
-def records_from_files(root: str | Path, seconds: float = CLIP_SECONDS) -> list[ClipRecord]:
-    """Index a folder that has no CSV from its file names (``{id}_{start:06d}``, ``{id}_{s}_{e}``, ``{id}_{ms}_{ms}``)."""
+# folder names that say nothing about the content (VEGAS: CATEGORY/videos/ID.mp4); split names give the split
+_GENERIC_FOLDERS = {"video", "videos", "vid", "vids", "clip", "clips", "mp4", "mp4s", "data", "dataset", "raw",
+                    "audio", "audios", "frames", "cut", "cuts", "trimmed", "processed", "files", "media"}  # fmt: skip
+_SPLIT_FOLDERS = {"train": "train", "training": "train", "test": "test", "testing": "test", "val": "val",
+                  "valid": "val", "validation": "val"}  # fmt: skip
+
+
+def folder_label(path: Path, root: Path) -> tuple[str, str]:
+    """(label, split) of a file from the folders between ``root`` and it: the nearest folder whose name is neither
+    generic (``videos``, ``clips`` ...) nor a split (``train``, ``test`` ...) is the label (VEGAS keeps one folder
+    per category), a split-named folder gives the split. ("", "") for a file directly under ``root``."""
+    parts = Path(path).parent.relative_to(root).parts
+    label = next((d for d in reversed(parts) if d.lower() not in _GENERIC_FOLDERS | set(_SPLIT_FOLDERS)), "")
+    split = next((_SPLIT_FOLDERS[d.lower()] for d in reversed(parts) if d.lower() in _SPLIT_FOLDERS), "")
+    return label, split
+
+
+def records_from_files(
+    root: str | Path, seconds: float = CLIP_SECONDS, labels_from_folders: bool = True
+) -> list[ClipRecord]:
+    """Index a folder that has no CSV from its file names (``{id}_{start:06d}``, ``{id}_{s}_{e}``, ``{id}_{ms}_{ms}``);
+    with ``labels_from_folders`` each clip's label (and split) comes from its folders (:func:`folder_label`)."""
+    root = Path(root)
     records = []
-    for stem in sorted(_scan(Path(root))):
-        rec = ClipRecord(stem, 0.0, seconds=seconds)
+    for stem, path in sorted(_scan(root).items()):
+        label, split = folder_label(path, root) if labels_from_folders else ("", "")
+        rec = ClipRecord(stem, 0.0, label, split, seconds=seconds)
         for pattern, kind in _STEM_PATTERNS:
             m = pattern.match(stem)
             if not m:
@@ -180,13 +202,13 @@ def records_from_files(root: str | Path, seconds: float = CLIP_SECONDS) -> list[
             if kind == "pair":
                 b = int(m["b"])
                 if b - a == int(round(seconds * 1000)):
-                    rec = ClipRecord(m["id"], a / 1000, seconds=seconds)
+                    rec = ClipRecord(m["id"], a / 1000, label, split, seconds=seconds)
                 elif b - a == int(round(seconds)):
-                    rec = ClipRecord(m["id"], float(a), seconds=seconds)
+                    rec = ClipRecord(m["id"], float(a), label, split, seconds=seconds)
                 else:
                     continue
             else:
-                rec = ClipRecord(m["id"], float(a), seconds=seconds)
+                rec = ClipRecord(m["id"], float(a), label, split, seconds=seconds)
             break
         records.append(rec)
     return records
@@ -240,14 +262,16 @@ class VideoFolder:
             self.root, f"clip {record.clip_id}: no video file (tried {tried} with {'/'.join(VIDEO_EXTENSIONS)})"
         )
 
+    def has_file(self, record: ClipRecord) -> bool:
+        return any(stem in self.files for stem, _ in record.candidate_stems())
+
     def missing(self) -> list[ClipRecord]:
-        out = []
-        for r in self.records:
-            try:
-                self.resolve(r)
-            except VideoError:
-                out.append(r)
-        return out
+        """Records of the index whose video file is not in the folder (many VGGSound videos are gone)."""
+        return [r for r in self.records if not self.has_file(r)]
+
+    def existing(self) -> list[ClipRecord]:
+        """Records whose video file is in the folder: draw training and test clips from these."""
+        return [r for r in self.records if self.has_file(r)]
 
     def load(self, item: int | ClipRecord, **kwargs) -> DecodedClip:
         record = self.records[item] if isinstance(item, int) else item
@@ -309,10 +333,12 @@ def _scaled_size(w: int, h: int, size: int | None) -> tuple[int, int]:
 
 def decode_clip(path: str | Path, start: float = 0.0, seconds: float = CLIP_SECONDS, fps: float = FPS,
                 sample_rate: int = SAMPLE_RATE, frames: bool = True, audio: bool = True,
-                size: int | None = None) -> DecodedClip:  # fmt: skip
+                size: int | None = None, only: Sequence[int] | None = None) -> DecodedClip:  # fmt: skip
     """Decode ``seconds`` of a video file from ``start``: 16 kHz mono audio and frames at ``fps`` (see module doc).
 
-    ``size`` resizes frames so their short side is ``size`` pixels (None: the file's size).
+    ``size`` resizes frames so their short side is ``size`` pixels (None: the file's size). ``only``: convert just
+    these sampled frames (10 fps numbers, 0-based) to RGB; ``frames`` then holds ``len(only)`` pictures in that order
+    (``frame_index`` still covers the whole clip).
     """
     import av
 
@@ -415,8 +441,11 @@ def decode_clip(path: str | Path, start: float = 0.0, seconds: float = CLIP_SECO
             first = vframes[0][1]
             w, h = _scaled_size(first.width, first.height, size)
             converted: dict[int, np.ndarray] = {}
-            images = np.empty((n_out, h, w, 3), np.uint8)
-            for i, k in enumerate(index):
+            wanted = list(range(n_out)) if only is None else [int(i) for i in only]
+            if wanted and (min(wanted) < 0 or max(wanted) >= n_out):
+                raise VideoError(path, f"frame {max(wanted)} asked for; the clip has {n_out} frames at {fps:g} fps")
+            images = np.empty((len(wanted), h, w, 3), np.uint8)
+            for i, k in enumerate(index[wanted]):
                 if k not in converted:
                     frame = vframes[k][1]
                     converted[k] = frame.to_ndarray(format="rgb24", width=w, height=h)
@@ -457,22 +486,44 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_topk_json(path: str | Path, entries: Mapping[str, Mapping], format: str = "s2v") -> Path:
+class TopK(dict):
+    """``{clip_id: {"top1_box": [4] or None, "top10_moments": [0-based frame numbers at 10 fps]}}`` as read by
+    :func:`read_topk_json`, plus what the reader decided: ``frame_base`` (0 or 1: how the *file* numbers frames),
+    ``frame_base_reason`` and ``skipped`` (``[{"id", "error"}]``: malformed entries left out)."""
+
+    frame_base: int = 0
+    frame_base_reason: str = ""
+    skipped: list
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skipped = []
+
+
+def write_topk_json(path: str | Path, entries: Mapping[str, Mapping], format: str = "s2v",
+                    frame_base: int | None = None) -> Path:  # fmt: skip
     """Write ``{clip_id: {"top1_box", "top10_moments"}}`` (``format="s2v"``) or the authors' two-element list
-    ``[{clip_id: box}, {clip_id: moments}]`` (``format="authors"``), atomically."""
+    ``[{clip_id: box}, {clip_id: moments}]`` (``format="authors"``), atomically. ``entries`` number frames from 0;
+    the file numbers them from ``frame_base``: 0 for ``s2v``, 1 for ``authors`` by default (see
+    :func:`read_topk_json`), so each layout reads back as written."""
     path = Path(path)
+    base = {"s2v": 0, "authors": 1}.get(format) if frame_base is None else frame_base
+    if base not in (0, 1):
+        raise ValueError(f"format must be 's2v' or 'authors' and frame_base 0 or 1, got {format!r}, {frame_base!r}")
     clean = {str(k): _check_entry(path, str(k), dict(v)) for k, v in entries.items()}
+    shifted = {k: {**v, "top10_moments": [m + base for m in v["top10_moments"]]} for k, v in clean.items()}
     if format == "s2v":
-        data = clean
+        data = shifted
     elif format == "authors":
-        data = [{k: v["top1_box"] for k, v in clean.items()}, {k: v["top10_moments"] for k, v in clean.items()}]
+        data = [{k: v["top1_box"] for k, v in shifted.items()}, {k: v["top10_moments"] for k, v in shifted.items()}]
     else:
         raise ValueError(f"format must be 's2v' or 'authors', not {format!r}")
     _atomic_write_text(path, json.dumps(data, indent=None, separators=(",", ":")) + "\n")
     return path
 
 
-def _check_entry(path, key: str, entry: dict, n_frames: int | None = None) -> dict:
+def _check_entry(path, key: str, entry: dict, n_frames: int | None = None, base: int = 0) -> dict:
+    """One entry, validated, with its frame numbers moved from the file's numbering (from ``base``) to 0-based."""
     moments = entry.get("top10_moments")
     box = entry.get("top1_box")
     if not isinstance(moments, list | tuple) or not moments:
@@ -481,10 +532,13 @@ def _check_entry(path, key: str, entry: dict, n_frames: int | None = None) -> di
         ints = [int(m) for m in moments]
     except (TypeError, ValueError):
         raise ValueError(f"{path}: clip {key}: frame numbers must be integers, got {moments!r}") from None
-    if any(m != float(x) for m, x in zip(ints, moments)) or min(ints) < 0 or (n_frames and max(ints) >= n_frames):
-        raise ValueError(
-            f"{path}: clip {key}: frame numbers must be integers in [0, {n_frames or 'T'}), got {moments!r}"
-        )
+    ints = [m - base for m in ints]
+    if (any(m != float(x) - base for m, x in zip(ints, moments)) or min(ints) < 0
+            or (n_frames and max(ints) >= n_frames)):  # fmt: skip
+        lo = base
+        hi = f"{n_frames + base - 1}" if n_frames else "T"
+        raise ValueError(f"{path}: clip {key}: frame numbers must be integers in [{lo}, {hi}] (numbered from {base}), "
+                         f"got {moments!r}")  # fmt: skip
     if box is not None:
         if isinstance(box, list | tuple) and len(box) == 1 and isinstance(box[0], list | tuple):
             box = box[0]
@@ -497,9 +551,38 @@ def _check_entry(path, key: str, entry: dict, n_frames: int | None = None) -> di
     return {"top1_box": box, "top10_moments": ints}
 
 
-def read_topk_json(path: str | Path, n_frames: int | None = int(CLIP_SECONDS * FPS)) -> dict[str, dict]:
-    """SSL top-k file -> ``{clip_id: {"top1_box": [4] or None, "top10_moments": [ints]}}`` (any of the accepted
-    layouts, see the module docstring); ValueError naming the file and clip for malformed entries."""
+def _frame_base(entries: Mapping[str, dict], layout: str, n_frames: int | None) -> tuple[int, str]:
+    """How a file numbers its frames, decided by its content where it can be: a 0 proves numbering from 0, the
+    number ``n_frames`` (100) proves numbering from 1. Otherwise by layout: the authors' (a two-element list, or the
+    plain ``{clip: [frames]}`` of their README) from 1, ours from 0."""
+    seen = set()
+    for v in entries.values():
+        for m in v.get("top10_moments") or []:
+            if isinstance(m, int | float) and float(m).is_integer():
+                seen.add(int(m))
+    if 0 in seen:
+        return 0, "the file holds frame 0"
+    if n_frames and n_frames in seen:
+        return 1, f"the file holds frame {n_frames} and no frame 0"
+    if layout == "s2v":
+        return 0, "s2v layout (written from 0) and no frame decides"
+    return 1, ("the authors' layout and no frame decides: their README calls 47 'the 47th frame' of a 10 fps "
+               "extraction, whose usual tool (ffmpeg's image2) numbers files from 1")  # fmt: skip
+
+
+def read_topk_json(path: str | Path, n_frames: int | None = int(CLIP_SECONDS * FPS), frame_base: int | str = "auto",
+                   strict: bool = False) -> TopK:  # fmt: skip
+    """SSL top-k file -> :class:`TopK` ``{clip_id: {"top1_box": [4] or None, "top10_moments": [0-based ints]}}``
+    (any of the accepted layouts, see the module docstring).
+
+    **Frame numbers.** Inside the library frame ``i`` is the one on screen at ``i / 10`` s (0-based, 0-99). The
+    file's numbering is ``frame_base`` (0 or 1); ``"auto"`` decides it from the content where it can (a 0 means
+    from 0, a 100 means from 1), else from the layout (:func:`_frame_base`). What was decided is in
+    ``.frame_base`` / ``.frame_base_reason``.
+
+    **Bad entries** (not a list, not integers, out of range, a bad box) are skipped and listed in ``.skipped``;
+    ``strict=True`` raises a ValueError naming the file and clip instead. A file that is not valid JSON, or not one
+    of the layouts, always raises."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -515,11 +598,28 @@ def read_topk_json(path: str | Path, n_frames: int | None = int(CLIP_SECONDS * F
         if isinstance(sample, list) and len(sample) == 4 and len(next(iter(boxes.values()), [])) > 4:
             boxes, moments = moments, boxes
         entries = {k: {"top1_box": boxes.get(k), "top10_moments": v} for k, v in moments.items()}
+        layout = "authors"
     elif isinstance(data, dict):
+        layout = "s2v" if data and all(isinstance(v, dict) for v in data.values()) else "plain"
         entries = {k: (v if isinstance(v, dict) else {"top1_box": None, "top10_moments": v}) for k, v in data.items()}
     else:
         raise ValueError(f"{path}: expected a JSON object or the authors' two-element list")
-    return {str(k): _check_entry(path, str(k), dict(v), n_frames) for k, v in entries.items()}
+    if frame_base == "auto":
+        base, reason = _frame_base(entries, layout, n_frames)
+    elif frame_base in (0, 1):
+        base, reason = int(frame_base), "given"
+    else:
+        raise ValueError(f"frame_base must be 0, 1 or 'auto', not {frame_base!r}")
+    out = TopK()
+    out.frame_base, out.frame_base_reason = base, reason
+    for k, v in entries.items():
+        try:
+            out[str(k)] = _check_entry(path, str(k), dict(v), n_frames, base)
+        except (ValueError, TypeError) as err:
+            if strict:
+                raise ValueError(str(err)) from None
+            out.skipped.append({"id": str(k), "error": str(err).splitlines()[0]})
+    return out
 
 
 def select_frames(clip_id: str, topk: Mapping[str, Mapping] | None = None, method: str = "top1", k: int = 1,
@@ -552,8 +652,12 @@ class FeatureCache:
     """A folder of memory-mappable arrays, one row per clip, in index order:
 
     ``ids.json`` (clip ids) · ``embeds.npy`` [N, K, D] (image embeddings of the selected frames) ·
-    ``frames.npy`` int16 [N, K] (their frame numbers at 10 fps) · ``audio.npy`` float16 [N, S] (optional, 16 kHz mono,
-    10 s) · ``meta.json`` (encoder, selection method, failures ...).
+    ``frames.npy`` int16 [N, K] (their frame numbers at 10 fps, from 0) · ``audio.npy`` float16 [N, S] (optional,
+    16 kHz mono, 10 s) · ``meta.json`` (encoder, selection method, failures and their counts ...).
+
+    A cache folder only ever appears complete: it is written in a hidden temporary folder beside it and renamed into
+    place at the end (:class:`CacheWriter`); an interrupted write leaves no cache (and no temporary folder, unless
+    the process was killed outright).
     """
 
     def __init__(self, folder: str | Path, mmap: bool = True):
@@ -595,40 +699,170 @@ class FeatureCache:
     @staticmethod
     def write(folder: str | Path, ids: Sequence[str], embeds: np.ndarray, frames: np.ndarray,
               audio: np.ndarray | None = None, meta: dict | None = None) -> FeatureCache:  # fmt: skip
-        """Write a cache folder atomically (a temporary folder renamed into place)."""
-        folder = Path(folder)
+        """Write a cache folder from whole arrays, atomically (through a :class:`CacheWriter`)."""
         embeds, frames = np.asarray(embeds), np.asarray(frames, dtype=np.int16)
         if len(ids) != len(embeds) or len(ids) != len(frames) or (audio is not None and len(audio) != len(ids)):
             raise ValueError("ids, embeds, frames (and audio) must have one row per clip")
-        if len(set(ids)) != len(ids):
-            raise ValueError("clip ids must be unique")
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
-        try:
-            (tmp / "ids.json").write_text(json.dumps(list(ids)))
-            np.save(tmp / "embeds.npy", embeds)
-            np.save(tmp / "frames.npy", frames)
-            if audio is not None:
-                np.save(tmp / "audio.npy", np.asarray(audio, dtype=np.float16))
-            (tmp / "meta.json").write_text(json.dumps({"format": CACHE_FORMAT, **(meta or {})}, indent=1, default=str))
-            os.chmod(tmp, 0o755)
-            old = None
-            if folder.exists():
-                old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-                os.replace(folder, old)
-            os.replace(tmp, folder)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        return FeatureCache(folder)
+        if embeds.ndim != 3 or frames.ndim != 2:
+            raise ValueError(f"expected embeds [N, K, D] and frames [N, K], got {embeds.shape} and {frames.shape}")
+        writer = CacheWriter(folder, len(ids), k=embeds.shape[1], dim=embeds.shape[2], dtype=embeds.dtype,
+                             samples=None if audio is None else np.shape(audio)[1])  # fmt: skip
+        with writer:
+            block = 1024
+            for i in range(0, len(ids), block):
+                writer.add_rows(ids[i : i + block], embeds[i : i + block], frames[i : i + block],
+                                None if audio is None else audio[i : i + block])  # fmt: skip
+            return writer.commit(meta)
+
+
+class _NpyRows:
+    """A preallocated ``.npy`` file written (or read) row by row with positional I/O: no memory map is held, so the
+    process's resident memory stays bounded however large the file grows (the data goes through the page cache)."""
+
+    def __init__(self, path: Path, dtype, row_shape: tuple, capacity: int | None = None):
+        self.path, self.dtype, self.row_shape = Path(path), np.dtype(dtype), tuple(row_shape)
+        self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
+        if capacity is not None:  # create (sparse: only written rows take disk space)
+            mm = np.lib.format.open_memmap(self.path, mode="w+", dtype=self.dtype, shape=(capacity, *self.row_shape))
+            self.offset, self.capacity = int(mm.offset), capacity
+            del mm
+        else:
+            with open(self.path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, fortran, dtype = read(f)
+                if fortran:
+                    raise ValueError(f"{self.path}: Fortran-ordered arrays are not supported")
+                self.offset, self.capacity, self.dtype, self.row_shape = f.tell(), shape[0], dtype, tuple(shape[1:])
+                self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
+        self.fd = os.open(self.path, os.O_RDWR if capacity is not None else os.O_RDONLY)
+
+    def write(self, start: int, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        if rows.shape[1:] != self.row_shape or start + len(rows) > self.capacity:
+            raise ValueError(
+                f"{self.path.name}: rows {rows.shape} at {start} do not fit [{self.capacity}, {self.row_shape}]"
+            )
+        data = memoryview(rows).cast("B")
+        pos = self.offset + start * self.row_bytes
+        while len(data):
+            n = os.pwrite(self.fd, data, pos)
+            data, pos = data[n:], pos + n
+
+    def read(self, start: int, count: int = 1) -> np.ndarray:
+        n = count * self.row_bytes
+        buf = os.pread(self.fd, n, self.offset + start * self.row_bytes)
+        if len(buf) != n:
+            raise ValueError(f"{self.path}: truncated (row {start + count} of {self.capacity})")
+        return np.frombuffer(buf, dtype=self.dtype).reshape(count, *self.row_shape)
+
+    def close(self, rows: int | None = None) -> None:
+        """Close; with ``rows`` < capacity, shrink the file to its first ``rows`` rows (header rewritten in place)."""
+        if self.fd is None:
+            return
+        if rows is not None and rows != self.capacity:
+            _shrink_npy(self.fd, self.offset, rows, self.row_shape, self.dtype, self.row_bytes)
+        os.close(self.fd)
+        self.fd = None
+
+
+def _shrink_npy(fd: int, offset: int, rows: int, row_shape: tuple, dtype, row_bytes: int) -> None:
+    """Give an open ``.npy`` file the shape ``(rows, *row_shape)``: a header of exactly the same length (fewer digits,
+    more padding: the format allows it) and the data cut after ``rows`` rows."""
+    start = 10 if os.pread(fd, 2, 6) == b"\x01\x00" else 12  # header text starts after magic, version, length
+    text = repr({"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+                 "shape": (rows, *row_shape)})  # fmt: skip
+    length = offset - start
+    if len(text) + 1 > length:
+        raise ValueError("cannot shrink the .npy header in place")
+    os.pwrite(fd, (text.ljust(length - 1) + "\n").encode("latin1"), start)
+    os.ftruncate(fd, offset + rows * row_bytes)
+
+
+class CacheWriter:
+    """Writes a :class:`FeatureCache` row by row with bounded memory: ``.npy`` files preallocated for ``capacity``
+    rows in a hidden temporary folder beside ``folder`` (``.NAME.tmp-*``), rows written as they come, and
+    :meth:`commit` shrinks them to the rows written and renames the folder into place (replacing an older cache).
+    Leaving the ``with`` block without a commit (an error, Ctrl-C) removes the temporary folder: nothing
+    half-written is ever left where a cache is expected.
+
+    ``dim`` may be None until the first rows arrive (the encoder's output size)."""
+
+    def __init__(self, folder: str | Path, capacity: int, k: int, dim: int | None, dtype=np.float32,
+                 samples: int | None = None):  # fmt: skip
+        self.folder = Path(folder)
+        self.capacity, self.k, self.dim, self.dtype, self.samples = int(capacity), int(k), dim, np.dtype(dtype), samples
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=f".{self.folder.name}.tmp-"))
+        self.ids: list[str] = []
+        self._seen: set[str] = set()
+        self._files: dict[str, _NpyRows] = {}
+        if dim is not None:
+            self._open(dim)
+
+    def _open(self, dim: int) -> None:
+        self.dim = int(dim)
+        self._files["embeds"] = _NpyRows(self.tmp / "embeds.npy", self.dtype, (self.k, self.dim), self.capacity)
+        self._files["frames"] = _NpyRows(self.tmp / "frames.npy", np.int16, (self.k,), self.capacity)
+        if self.samples is not None:
+            self._files["audio"] = _NpyRows(self.tmp / "audio.npy", np.float16, (self.samples,), self.capacity)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add_rows(self, ids: Sequence[str], embeds, frames, audio=None) -> None:
+        """Append rows: ``embeds`` [n, k, dim], ``frames`` [n, k], ``audio`` [n, samples] (when the cache has audio)."""
+        embeds = np.asarray(embeds)
+        if not self._files:
+            self._open(embeds.shape[-1])
+        if len(ids) != len(embeds) or len(ids) != len(frames) or (self.samples is not None and audio is None):
+            raise ValueError("ids, embeds, frames (and audio) must have one row per clip")
+        for cid in ids:
+            if cid in self._seen:
+                raise ValueError(f"clip ids must be unique ({cid} twice)")
+            self._seen.add(cid)
+        n = len(self.ids)
+        self._files["embeds"].write(n, embeds.reshape(len(ids), self.k, self.dim))
+        self._files["frames"].write(n, np.asarray(frames).reshape(len(ids), self.k))
+        if self.samples is not None:
+            self._files["audio"].write(n, np.asarray(audio))
+        self.ids.extend(str(c) for c in ids)
+
+    def commit(self, meta: dict | None = None) -> FeatureCache:
+        if not self._files:
+            self._open(self.dim or 0)
+        for f in self._files.values():
+            f.close(rows=len(self.ids))
+        (self.tmp / "ids.json").write_text(json.dumps(self.ids))
+        (self.tmp / "meta.json").write_text(json.dumps({"format": CACHE_FORMAT, **(meta or {})}, indent=1, default=str))
+        os.chmod(self.tmp, 0o755)
+        old = None
+        if self.folder.exists():
+            old = self.folder.with_name(f".{self.folder.name}.old-{os.getpid()}")
+            os.replace(self.folder, old)
+        os.replace(self.tmp, self.folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return FeatureCache(self.folder)
+
+    def abort(self) -> None:
+        for f in self._files.values():
+            f.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> CacheWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.tmp.exists():  # not committed: an error or an interruption
+            self.abort()
 
 
 def merge_caches(parts: Sequence[str | Path], out: str | Path, order: Sequence[str] | None = None,
-                 meta: dict | None = None) -> FeatureCache:  # fmt: skip
-    """Concatenate cache folders (e.g. one per rank) into ``out``, rows in ``order`` (clip ids; default: as given).
-    ``meta["failed"]`` lists are merged in the same order."""
+                 meta: dict | None = None, block: int = 256) -> FeatureCache:  # fmt: skip
+    """Concatenate cache folders (e.g. one per rank) into ``out``, rows in ``order`` (clip ids; default: as given),
+    streaming runs of consecutive rows (bounded memory, whatever the size). ``meta["failed"]`` lists are merged in
+    the same order and their reasons counted."""
     caches = [FeatureCache(p, mmap=True) for p in parts]
     where = {}
     for c, cache in enumerate(caches):
@@ -643,26 +877,98 @@ def merge_caches(parts: Sequence[str | Path], out: str | Path, order: Sequence[s
         failed.sort(key=lambda f: rank.get(f.get("id"), len(rank)))
     else:
         ids = list(where)
-    pick = lambda name: np.stack([np.asarray(getattr(caches[where[i][0]], name)[where[i][1]]) for i in ids])  # noqa: E731
-    d = caches[0].embeds.shape[1:] if caches else (0, 0)
-    embeds = pick("embeds") if ids else np.zeros((0, *d), np.float32)
-    frames = pick("frames") if ids else np.zeros((0, d[0]), np.int16)
-    audio = pick("audio") if ids and all(c.audio is not None for c in caches) else None
-    base = {
-        k: v for k, v in (caches[0].meta if caches else {}).items() if k not in ("failed", "rank", "world", "format")
-    }
-    return FeatureCache.write(out, ids, embeds, frames, audio, {**base, **(meta or {}), "failed": failed})
+    first = caches[0] if caches else None
+    k, dim = (first.embeds.shape[1], first.embeds.shape[2]) if first is not None else (1, 0)
+    has_audio = bool(caches) and all(c.audio is not None for c in caches)
+    samples = first.audio.shape[1] if has_audio else None
+    readers = [{name: _NpyRows(c.folder / f"{name}.npy", None, ()) for name in ("embeds", "frames", "audio")
+                if name != "audio" or has_audio} for c in caches]  # fmt: skip
+    base = {k_: v for k_, v in (first.meta if first else {}).items() if k_ not in ("failed", "rank", "world", "format")}
+    try:
+        with CacheWriter(out, len(ids), k, dim, first.embeds.dtype if first else np.float32, samples) as writer:
+            i = 0
+            while i < len(ids):  # a run of rows that are consecutive in one part: one read per array
+                c, r = where[ids[i]]
+                j = i + 1
+                while j < len(ids) and j - i < block and where[ids[j]] == (c, r + j - i):
+                    j += 1
+                rows = {name: rd.read(r, j - i) for name, rd in readers[c].items()}
+                writer.add_rows(ids[i:j], rows["embeds"], rows["frames"], rows.get("audio"))
+                i = j
+            return writer.commit({**base, **(meta or {}), "failed": failed, "failure_counts": failure_counts(failed)})
+    finally:
+        for rd in readers:
+            for f in rd.values():
+                f.close()
+
+
+# reasons a clip is left out of a cache, as counted in meta["failure_counts"]: (name, words that identify it)
+FAILURE_KINDS = (
+    ("missing_file", ("no video file", "no such file")),
+    ("no_ssl_entry", ("no ssl top-k entry",)),
+    ("no_audio", ("no audio track", "audio track holds no samples", "no audio between")),
+    ("no_video", ("no video stream", "no video frames")),
+    ("corrupt", ("corrupt", "not a readable", "empty file", "cannot seek", "nan or infinite")),
+)
+
+
+def failure_counts(failed: Sequence[Mapping]) -> dict[str, int]:
+    """``{reason: count}`` of a cache's ``meta["failed"]`` list (:data:`FAILURE_KINDS`, else ``other``)."""
+    counts: dict[str, int] = {}
+    for f in failed:
+        text = str(f.get("error", "")).lower()
+        kind = next((name for name, words in FAILURE_KINDS if any(w in text for w in words)), "other")
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
 
 
 def _decode_for_cache(args) -> tuple[str, object]:
     folder, record, topk, method, k, want_audio, size = args
     try:
         idx = select_frames(record.clip_id, topk, method, k, n_frames=int(round(record.seconds * FPS)))
-        clip = folder.load(record, audio=want_audio, size=size)
-        return record.clip_id, (idx, clip.frames[idx], clip.audio)
+        clip = folder.load(record, audio=want_audio, size=size, only=idx)
+        return record.clip_id, (idx, clip.frames, clip.audio)
     except (VideoError, KeyError, ValueError) as err:
         msg = err.args[0] if isinstance(err, KeyError) else str(err)
         return record.clip_id, str(msg).splitlines()[0]
+
+
+def encode_frames(encoder, pictures: Sequence[np.ndarray]) -> tuple[np.ndarray, bool]:
+    """Embed a list of uint8 pictures [H, W, 3] that may differ in size (real clips come in several aspect ratios):
+    one ``encoder.encode`` call when they share a size or the encoder takes mixed sizes (``mixed_sizes = True``:
+    it preprocesses each picture itself), else one call per size, the rows put back in order.
+    Returns (float embeddings [n, D], whether the sizes were mixed)."""
+
+    def run(x):
+        e = encoder.encode(x)
+        return e.detach().float().cpu().numpy() if hasattr(e, "detach") else np.asarray(e, np.float32)
+
+    shapes = [p.shape for p in pictures]
+    if len(set(shapes)) <= 1:
+        return run(np.stack(pictures)), False
+    if getattr(encoder, "mixed_sizes", False):
+        return run(list(pictures)), True
+    out = None
+    for shape in dict.fromkeys(shapes):
+        rows = [i for i, s in enumerate(shapes) if s == shape]
+        e = run(np.stack([pictures[i] for i in rows]))
+        out = np.zeros((len(pictures), e.shape[-1]), e.dtype) if out is None else out
+        out[rows] = e
+    return out, True
+
+
+def _bounded_map(pool, fn, items, ahead: int):
+    """``pool.map`` that keeps at most ``ahead`` results pending (``Executor.map`` submits everything at once, and
+    decoded clips waiting for a slow encoder would pile up in memory)."""
+    from collections import deque
+
+    items, pending = iter(items), deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def precompute_features(folder: VideoFolder, encoder, out: str | Path, topk: Mapping[str, Mapping] | None = None,
@@ -671,11 +977,14 @@ def precompute_features(folder: VideoFolder, encoder, out: str | Path, topk: Map
                         dtype=np.float32, on_error: str = "skip", progress: bool = True) -> FeatureCache:  # fmt: skip
     """Decode, select, encode and cache every clip of ``folder`` (see module docstring).
 
-    The clips are taken in chunks of ``batch_clips`` consecutive records, one ``encoder.encode`` call per chunk; with
-    ``world > 1`` this process does chunks ``rank, rank + world, ...`` only, so every encoder call sees the same batch
-    as in a single-process run and merged shards equal the single-process result exactly (``s2v_lib.distributed``).
-    ``workers`` threads decode videos ahead of the encoder. ``on_error="skip"`` lists failing clips (missing file,
-    corrupt video, no SSL entry) in ``meta["failed"]``; ``"raise"`` stops at the first.
+    The clips are taken in chunks of ``batch_clips`` consecutive records, one ``encoder.encode`` call per chunk
+    (:func:`encode_frames`: pictures of several sizes are fine); with ``world > 1`` this process does chunks
+    ``rank, rank + world, ...`` only, so every encoder call sees the same batch as in a single-process run and merged
+    shards equal the single-process result exactly (``s2v_lib.distributed``). ``workers`` threads decode videos
+    ahead of the encoder (at most ``2 * workers`` clips ahead). Rows go straight to disk (:class:`CacheWriter`), so
+    memory does not grow with the number of clips. ``on_error="skip"`` lists failing clips (missing file, corrupt or
+    audio-less video, no SSL entry) in ``meta["failed"]`` with their counts in ``meta["failure_counts"]``;
+    ``"raise"`` stops at the first (and leaves no cache).
     """
     from .progress import progress as bar
 
@@ -684,54 +993,48 @@ def precompute_features(folder: VideoFolder, encoder, out: str | Path, topk: Map
     records = folder.records
     chunks = [records[i : i + batch_clips] for i in range(0, len(records), max(1, batch_clips))]
     mine = [c for j, c in enumerate(chunks) if j % world == rank]
-    ids, embeds, frames, waves, failed = [], [], [], [], []
+    n_mine = sum(len(c) for c in mine)
+    n_k = k if method == "topk" else 1
+    seconds = records[0].seconds if records else CLIP_SECONDS
+    samples = int(round(seconds * SAMPLE_RATE)) if audio else None
+    failed, mixed = [], 0
     pool = None
     if workers > 0:
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(workers)
     try:
-        jobs = ((folder, r, topk, method, k, audio, size) for chunk in mine for r in chunk)
-        results = pool.map(_decode_for_cache, jobs) if pool else map(_decode_for_cache, jobs)
-        n_mine = sum(len(c) for c in mine)
-        results = iter(bar(results, total=n_mine, desc=f"features (rank {rank})") if progress else results)
-        for chunk in mine:
-            ok = []
-            for _ in chunk:
-                cid, res = next(results)
-                if isinstance(res, str):
-                    if on_error == "raise":
-                        raise VideoError(cid, res)
-                    failed.append({"id": cid, "error": res})
-                else:
-                    ok.append((cid, res))
-            if not ok:
-                continue
-            pics = np.concatenate([res[1] if res[1].ndim == 4 else res[1][None] for _, res in ok])
-            e = encoder.encode(pics)
-            e = (e.detach().cpu().numpy() if hasattr(e, "detach") else np.asarray(e)).astype(dtype)
-            e = e.reshape(len(ok), -1, e.shape[-1])
-            for j, (cid, (idx, _, wave)) in enumerate(ok):
-                ids.append(cid)
-                embeds.append(e[j])
-                frames.append(idx)
-                if audio:
-                    waves.append(wave.astype(np.float16))
+        with CacheWriter(out, n_mine, n_k, None, dtype, samples) as writer:
+            jobs = ((folder, r, topk, method, k, audio, size) for chunk in mine for r in chunk)
+            results = _bounded_map(pool, _decode_for_cache, jobs, 2 * workers) if pool else map(_decode_for_cache, jobs)
+            results = iter(bar(results, total=n_mine, desc=f"features (rank {rank})") if progress else results)
+            for chunk in mine:
+                ok = []
+                for _ in chunk:
+                    cid, res = next(results)
+                    if isinstance(res, str):
+                        if on_error == "raise":
+                            raise VideoError(cid, res)
+                        failed.append({"id": cid, "error": res})
+                    else:
+                        ok.append((cid, res))
+                if not ok:
+                    continue
+                pictures = [p for _, res in ok for p in res[1]]
+                e, was_mixed = encode_frames(encoder, pictures)
+                mixed += was_mixed
+                writer.add_rows([cid for cid, _ in ok], e.astype(dtype).reshape(len(ok), n_k, -1),
+                                np.stack([res[0] for _, res in ok]),
+                                np.stack([res[2] for _, res in ok]).astype(np.float16) if audio else None)  # fmt: skip
+            if writer.dim is None:
+                writer.dim = int(getattr(encoder, "dim", 0))
+            meta = {
+                "encoder": type(encoder).__name__, "method": method, "k": k, "fps": FPS, "frame_base": 0,
+                "seconds": seconds, "sample_rate": SAMPLE_RATE, "root": str(folder.root), "n_records": len(records),
+                "failed": failed, "failure_counts": failure_counts(failed), "mixed_size_batches": mixed,
+                "rank": rank, "world": world, "batch_clips": batch_clips,
+            }  # fmt: skip
+            return writer.commit(meta)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    dim = embeds[0].shape[-1] if embeds else int(getattr(encoder, "dim", 0))
-    seconds = records[0].seconds if records else CLIP_SECONDS
-    meta = {
-        "encoder": type(encoder).__name__, "method": method, "k": k, "fps": FPS, "seconds": seconds,
-        "sample_rate": SAMPLE_RATE, "root": str(folder.root), "n_records": len(records), "failed": failed,
-        "rank": rank, "world": world, "batch_clips": batch_clips,
-    }  # fmt: skip
-    n_k = k if method == "topk" else 1
-    return FeatureCache.write(
-        out, ids,
-        np.stack(embeds) if embeds else np.zeros((0, n_k, dim), dtype),
-        np.stack(frames) if frames else np.zeros((0, n_k), np.int16),
-        (np.stack(waves) if waves else np.zeros((0, int(round(seconds * SAMPLE_RATE))), np.float16)) if audio else None,
-        meta,
-    )  # fmt: skip

@@ -41,18 +41,28 @@ def read_barcodes(frames: np.ndarray) -> np.ndarray:
     return (bits * (1 << np.arange(7))).sum(1)
 
 
+def sized_barcode(width: int, height: int):
+    """Barcode frames stretched to ``width`` x ``height`` (read_barcodes reads any width)."""
+    cols = (np.arange(width) * W // width).clip(0, W - 1)
+    rows = (np.arange(height) * H // height).clip(0, H - 1)
+    return lambda k: np.ascontiguousarray(barcode(k)[rows][:, cols])
+
+
 def write_video(path, fps=Fraction(10), seconds=3.0, rate=44100, channels=2, audio=None, video=True,
-                acodec="aac", sample_fmt="fltp", frame=barcode):  # fmt: skip
-    """``frame(k) -> uint8 [H, W, 3]`` (default: barcode k) at ``fps`` and ``audio(t) -> [channels, n]`` (default:
-    440 Hz at 0.6 in the left channel only). Other test modules write their clips with it too."""
+                acodec="aac", sample_fmt="fltp", frame=barcode, size=(W, H)):  # fmt: skip
+    """``frame(k) -> uint8 [height, width, 3]`` (default: barcode k) at ``fps`` and ``audio(t) -> [channels, n]``
+    (default: 440 Hz at 0.6 in the left channel only); ``size`` = (width, height). Other test modules write their
+    clips with it too."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fps = Fraction(fps)
+    if size != (W, H) and frame is barcode:
+        frame = sized_barcode(*size)
     with av.open(str(path), "w") as out:
         vs = None
         if video:
             vs = out.add_stream("libx264", rate=fps)
-            vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
+            vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
         aus = None
         if audio is not False:
             aus = out.add_stream(acodec, rate=rate)
@@ -235,16 +245,58 @@ def test_topk_json_formats_round_trip_and_validation(tmp_path):
         assert V.read_topk_json(path) == entries
     assert json.loads((tmp_path / "s2v.json").read_text())["9fhhMaXTraI_44000_54000"]["top1_box"] == [10, 20, 110, 120]
     assert isinstance(json.loads((tmp_path / "authors.json").read_text()), list)
-    # the README's plain layout {clip: [frames]}
+    # the README's plain layout {clip: [frames]}: the authors', numbered from 1 unless the file says otherwise
     (tmp_path / "plain.json").write_text(json.dumps({"k_0_10000": [3, 2, 1]}))
-    assert V.read_topk_json(tmp_path / "plain.json") == {"k_0_10000": {"top1_box": None, "top10_moments": [3, 2, 1]}}
-    for bad in ({"c": {"top1_box": [1, 2, 3], "top10_moments": [1]}}, {"c": {"top10_moments": [1.5]}},
-                {"c": {"top10_moments": [100]}}, {"c": {"top10_moments": []}}):  # fmt: skip
-        (tmp_path / "bad.json").write_text(json.dumps(bad))
+    plain = V.read_topk_json(tmp_path / "plain.json")
+    assert plain == {"k_0_10000": {"top1_box": None, "top10_moments": [2, 1, 0]}} and plain.frame_base == 1
+    assert V.read_topk_json(tmp_path / "plain.json", frame_base=0)["k_0_10000"]["top10_moments"] == [3, 2, 1]
+    bad_entries = ({"c": {"top1_box": [1, 2, 3], "top10_moments": [1]}}, {"c": {"top10_moments": [1.5]}},
+                   {"c": {"top10_moments": [100]}}, {"c": {"top10_moments": []}}, {"c": "soon"})  # fmt: skip
+    for bad in bad_entries:  # strict: the first bad entry fails the file, naming it
+        (tmp_path / "bad.json").write_text(json.dumps({**bad, "ok_0_10000": {"top10_moments": [0, 5]}}))
         with pytest.raises(ValueError, match=r"bad\.json: clip c"):
-            V.read_topk_json(tmp_path / "bad.json")
+            V.read_topk_json(tmp_path / "bad.json", strict=True)
+        # default: skipped and counted, the good entries kept
+        got = V.read_topk_json(tmp_path / "bad.json")
+        assert list(got) == ["ok_0_10000"] and [s["id"] for s in got.skipped] == ["c"], bad
+        assert "clip c" in got.skipped[0]["error"] and "\n" not in got.skipped[0]["error"]
+    (tmp_path / "notjson.json").write_text("{")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        V.read_topk_json(tmp_path / "notjson.json")
     with pytest.raises(ValueError, match="NaN"):
         V.topk_entry([0.1, float("nan")])
+
+
+def test_frame_numbering_is_decided_stated_and_applied(tmp_path):
+    """Inside the library frame i is the one on screen at i / 10 s (0-99). A file numbered from 1 (the authors', by
+    their README's "47th frame" and ffmpeg's numbering) is shifted on reading; the content decides when it can."""
+    authors = [{"a_0_10000": [0, 0, 1, 1]}, {"a_0_10000": [48, 1, 2], "b_0_10000": [100, 7]}]
+    (tmp_path / "authors.json").write_text(json.dumps(authors))
+    got = V.read_topk_json(tmp_path / "authors.json")
+    assert got.frame_base == 1 and "frame 100" in got.frame_base_reason
+    assert got["a_0_10000"]["top10_moments"] == [47, 0, 1] and got["b_0_10000"]["top10_moments"] == [99, 6]
+    authors[1]["b_0_10000"] = [0, 7]  # a 0: numbered from 0
+    (tmp_path / "authors.json").write_text(json.dumps(authors))
+    got = V.read_topk_json(tmp_path / "authors.json")
+    assert got.frame_base == 0 and got["a_0_10000"]["top10_moments"] == [48, 1, 2]
+    authors[1]["b_0_10000"] = [5, 7]  # nothing decides: the authors' layout counts from 1
+    (tmp_path / "authors.json").write_text(json.dumps(authors))
+    got = V.read_topk_json(tmp_path / "authors.json")
+    assert got.frame_base == 1 and "47th frame" in got.frame_base_reason
+    # our own layout is written from 0 and read back as written; the authors' layout is written from 1
+    entries = {"a_0_10000": {"top1_box": None, "top10_moments": [47, 1]}}
+    V.write_topk_json(tmp_path / "s2v.json", entries)
+    V.write_topk_json(tmp_path / "auth.json", entries, format="authors")
+    assert json.loads((tmp_path / "s2v.json").read_text())["a_0_10000"]["top10_moments"] == [47, 1]
+    assert json.loads((tmp_path / "auth.json").read_text())[1]["a_0_10000"] == [48, 2]
+    assert V.read_topk_json(tmp_path / "s2v.json") == V.read_topk_json(tmp_path / "auth.json") == entries
+    # and the frame it names is the one cached: a 10 fps barcode video, SSL file from 1 naming "the 48th frame"
+    rec = V.ClipRecord("numbered001", 0.0)
+    write_video(tmp_path / "v" / "numbered001_000000.mp4", fps=10, seconds=10.0)
+    (tmp_path / "one.json").write_text(json.dumps([{rec.clip_id: [0, 0, 1, 1]}, {rec.clip_id: [48, 3]}]))
+    cache = V.precompute_features(V.VideoFolder(tmp_path / "v", [rec]), FrameNumberEncoder(), tmp_path / "c",
+                                  topk=V.read_topk_json(tmp_path / "one.json"), progress=False)  # fmt: skip
+    assert cache.frames[0, 0] == 47 and cache.embeds[0, 0, 0] == 47 and cache.meta["frame_base"] == 0
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -332,6 +384,106 @@ def test_middle_and_topk_selection_and_shard_merge_equal_one_run(clip_folder, tm
     V.FeatureCache.write(tmp_path / "merged", ["x"], np.zeros((1, 1, 3)), np.zeros((1, 1)))
     assert V.FeatureCache(tmp_path / "merged").ids == ["x"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".merged")]
+
+
+class MixedSizeEncoder(FrameNumberEncoder):
+    """Takes a list of pictures of different sizes in one call, as the real encoders do (``mixed_sizes``)."""
+
+    mixed_sizes = True
+
+    def encode(self, frames):
+        assert isinstance(frames, list)
+        out = torch.cat([super(MixedSizeEncoder, self).encode(f[None]) for f in frames])
+        del self.calls[-len(frames) :]
+        self.calls.append(len(frames))
+        return out
+
+
+def test_clips_of_several_resolutions_are_all_cached(tmp_path):
+    """Real VGGSound clips come in several aspect ratios: one chunk of clips of four sizes is encoded without any
+    stacking error, each row the right frame, in index order."""
+    sizes = [(112, 64), (64, 48), (48, 96), (160, 90), (112, 64)]
+    recs = []
+    for i, size in enumerate(sizes):
+        rec = V.ClipRecord(f"size{i:07d}x", float(i))
+        write_video(tmp_path / "v" / f"{rec.youtube_id}_{i:06d}.mp4", fps=10, seconds=4.0, size=size, channels=1)
+        recs.append(rec)
+    ssl = {r.clip_id: {"top1_box": None, "top10_moments": [10 + i, 30]} for i, r in enumerate(recs)}
+    folder = V.VideoFolder(tmp_path / "v", recs)
+    assert folder.load(2, audio=False).frames.shape[1:] == (96, 48, 3)
+    grouped = FrameNumberEncoder()  # plain encoder: one call per picture size, rows put back in order
+    a = V.precompute_features(folder, grouped, tmp_path / "a", topk=ssl, method="topk", k=2, batch_clips=8,
+                              progress=False)  # fmt: skip
+    assert a.ids == [r.clip_id for r in recs] and not a.failed
+    np.testing.assert_array_equal(a.embeds[:, :, 0], [[10 + i, 30] for i in range(5)])
+    assert sorted(grouped.calls) == [2, 2, 2, 4] and a.meta["mixed_size_batches"] == 1
+    mixed = MixedSizeEncoder()  # an encoder that takes mixed sizes gets one call
+    b = V.precompute_features(folder, mixed, tmp_path / "b", topk=ssl, method="topk", k=2, batch_clips=8,
+                              progress=False)  # fmt: skip
+    assert mixed.calls == [10]
+    np.testing.assert_array_equal(a.embeds, b.embeds)
+
+
+def test_folder_names_give_vegas_labels_and_only_existing_files_are_drawn(tmp_path):
+    root = tmp_path / "VEGAS"
+    for path in ("dog/videos/dogclip0001.mp4", "dog/videos/dogclip0002.mp4", "train/baby_cry/babyclip001.mp4",
+                 "chainsaw/chainsawclip_000010.mp4", "loose0001.mp4"):  # fmt: skip
+        write_video(root / path, seconds=1.0)
+    recs = {r.youtube_id: (r.label, r.split, r.start) for r in V.VideoFolder(root).records}
+    assert recs == {"dogclip0001": ("dog", "", 0.0), "dogclip0002": ("dog", "", 0.0),
+                    "babyclip001": ("baby_cry", "train", 0.0), "chainsawclip": ("chainsaw", "", 10.0),
+                    "loose0001": ("", "", 0.0)}  # fmt: skip
+    assert V.records_from_files(root, labels_from_folders=False)[0].label == ""
+    index = [V.ClipRecord("dogclip0001", 0, "dog"), V.ClipRecord("gone0000001", 0, "dog"),
+             V.ClipRecord("chainsawclip", 10, "chainsaw")]  # fmt: skip
+    folder = V.VideoFolder(root, index)
+    assert folder.existing() == [index[0], index[2]] and folder.missing() == [index[1]]
+
+
+class Interrupting(FrameNumberEncoder):
+    def encode(self, frames):
+        if self.calls:
+            raise KeyboardInterrupt
+        return super().encode(frames)
+
+
+def test_bad_clips_are_counted_and_an_interrupted_cache_write_leaves_nothing(clip_folder, tmp_path):
+    folder, ssl = clip_folder
+    audioless = write_video(folder.root / "noaudio0001_000000.mp4", audio=False, seconds=2.0)
+    recs = folder.records + [V.ClipRecord("noaudio0001", 0.0)]
+    ssl = {**ssl, recs[-1].clip_id: {"top1_box": None, "top10_moments": [1]}}
+    try:
+        cache = V.precompute_features(V.VideoFolder(folder.root, recs), FrameNumberEncoder(), tmp_path / "c",
+                                      topk=ssl, batch_clips=2, progress=False)  # fmt: skip
+    finally:
+        audioless.unlink()
+    assert cache.meta["failure_counts"] == {"no_ssl_entry": 1, "corrupt": 1, "missing_file": 1, "no_audio": 1}
+    assert all("\n" not in f["error"] for f in cache.failed)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "c").iterdir()}
+    # Ctrl-C in the middle of a rewrite: the old cache stays as it was, and no temporary folder is left behind
+    with pytest.raises(KeyboardInterrupt):
+        V.precompute_features(folder, Interrupting(), tmp_path / "c", topk=ssl, batch_clips=2, progress=False)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "c").iterdir()} == before
+    with pytest.raises(KeyboardInterrupt):
+        V.precompute_features(folder, Interrupting(), tmp_path / "fresh", topk=ssl, batch_clips=2, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+
+
+def test_cache_writer_streams_rows_and_shrinks_to_what_was_written(tmp_path):
+    rng = np.random.default_rng(0)
+    with V.CacheWriter(tmp_path / "c", capacity=50, k=2, dim=None, samples=100) as w:
+        for i in range(0, 30, 7):
+            n = min(7, 30 - i)
+            w.add_rows([f"c{j}" for j in range(i, i + n)], rng.standard_normal((n, 2, 5)), np.full((n, 2), i),
+                       rng.standard_normal((n, 100)))  # fmt: skip
+        with pytest.raises(ValueError, match="unique"):
+            w.add_rows(["c0"], np.zeros((1, 2, 5)), np.zeros((1, 2)), np.zeros((1, 100)))
+        cache = w.commit({"note": 1})
+    assert len(cache) == 30 and cache.embeds.shape == (30, 2, 5) and cache.audio.shape == (30, 100)
+    assert cache.meta["note"] == 1 and cache.frames[29, 0] == 28
+    for name in ("embeds", "frames", "audio"):  # valid .npy files of exactly 30 rows, readable without a memory map
+        arr = np.load(tmp_path / "c" / f"{name}.npy")
+        assert len(arr) == 30 and (tmp_path / "c" / f"{name}.npy").stat().st_size == 128 + arr.nbytes
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
