@@ -1,13 +1,34 @@
 """The full profile's frozen models: OpenCLIP ViT-H/14 and Stable unCLIP 2.1 (paper guide steps 5 and 7).
 
-    enc = load_openclip_image_encoder("cuda")      # open_clip ViT-H-14, laion2b_s32b_b79k, its own preprocessing
-    gen = load_stable_unclip("cuda")               # StableUnCLIPGenerator around StableUnCLIPImg2ImgPipeline
+    gen = load_stable_unclip()                     # StableUnCLIPGenerator around StableUnCLIPImg2ImgPipeline
+    enc = unclip_image_encoder(gen)                # the pipeline's own ViT-H/14 image tower: the anchor space
     pictures = gen.generate(audio_embeds, n=4, seed=0)   # uint8 [B, 4, 768, 768, 3]
 
-These load the authors' real models with their libraries' own code (``open_clip``, diffusers ``from_pretrained``).
-They need the weights (several GB) from the Hugging Face hub or its local cache, and a GPU to be practical. Offline
-or without the cache they raise :class:`~s2v_lib.registry.ModelError` saying what is missing, how to get it, and that
-the toy profile (``S2V_PROFILE=toy``) runs everything without downloads.
+These load the authors' real models with their libraries' own code (transformers / diffusers ``from_pretrained``,
+``open_clip``). They need the weights from the Hugging Face hub or its local cache, and a GPU to be practical; every
+loader picks the best device by default (:func:`best_device`) and half precision there.
+
+**The repository is a setting.** Stability AI removed its SD 2.x repositories from the hub in November 2025, the
+authors' ``stabilityai/stable-diffusion-2-1-unclip`` among them. :func:`unclip_repo` reads ``S2V_UNCLIP_REPO``
+(or the ``repo`` argument; a local folder works too) and defaults to the community mirror
+``sd2-community/stable-diffusion-2-1-unclip``, which carries the same files and is what most projects switched to;
+set ``S2V_UNCLIP_REPO=stabilityai/stable-diffusion-2-1-unclip`` for the original where it is still reachable (e.g. a
+cache made before the removal). In half precision the ``fp16`` variant files are fetched when the repository has
+them (~3.9 GB instead of ~7.7 GB of fp32 files), the full-precision files otherwise.
+
+**One ViT-H, downloaded once.** The anchor space is the embedding Stable unCLIP takes as ``image_embeds``: the
+OpenCLIP ViT-H/14 (laion2b_s32b_b79k) image tower, which the pipeline carries itself (``image_encoder`` +
+``feature_extractor``, in transformers' format). :func:`load_unclip_image_encoder` loads just that tower from the
+unCLIP repository, and :func:`load_stable_unclip` reuses it (``image_encoder=``), so one copy is downloaded and one
+sits in GPU memory. open_clip's own copy of the same weights (:func:`load_openclip_image_encoder`, a second ~3.9 GB
+download) stays available when asked for.
+
+**Failures are one line each** (:class:`~s2v_lib.registry.ModelError`): *not downloaded* (offline, or not in the
+cache: names the repository, the setting and ``hf download <repo>``), *not on the hub* (removed or renamed),
+*out of memory* (GPU or RAM), or anything else; the full original error goes to a log file the line names.
+
+**Precision.** Inputs are cast to the dtype of the layer that consumes them (the patch-embedding convolution), never
+to that of a model's first parameter: open_clip's fp16/bf16 conversion leaves ``class_embedding`` in fp32.
 
 How the audio embedding drives Stable unCLIP (read from diffusers' ``StableUnCLIPImg2ImgPipeline``): the 1024-d
 embedding is passed as ``image_embeds``; the pipeline normalises it with the CLIP statistics, noises it to
@@ -31,7 +52,8 @@ with deterministic samplers such as the default DDIM; see ``tests/test_full.py``
 For tests and benchmarks without downloads, :func:`build_stable_unclip_pipeline` builds a real
 ``StableUnCLIPImg2ImgPipeline`` with random weights, either tiny or with the SD 2.1 unCLIP architecture
 (:data:`SD21_UNCLIP_CONFIGS`, written out from Stability's ``v2-1-stable-unclip-h-inference.yaml`` and diffusers'
-conversion rules, not downloaded), and :func:`offline_clip_tokenizer` makes a byte-level CLIP tokenizer without any
+conversion rules, not downloaded); saved with ``save_pretrained`` it is a local "repository" the real loaders read
+(``S2V_UNCLIP_REPO=/that/folder``). :func:`offline_clip_tokenizer` makes a byte-level CLIP tokenizer without any
 vocabulary download.
 """
 
@@ -40,18 +62,76 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import os
+import tempfile
+import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 OPENCLIP_MODEL, OPENCLIP_PRETRAINED = "ViT-H-14", "laion2b_s32b_b79k"
-UNCLIP_REPO = "stabilityai/stable-diffusion-2-1-unclip"
+OPENCLIP_HUB_REPO = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"  # where open_clip fetches those weights from
+UNCLIP_REPO_SETTING = "S2V_UNCLIP_REPO"
+UNCLIP_REPO_MIRROR = "sd2-community/stable-diffusion-2-1-unclip"  # community mirror of the same files (default)
+UNCLIP_REPO_ORIGINAL = "stabilityai/stable-diffusion-2-1-unclip"  # the authors' id, removed from the hub 2025-11
+UNCLIP_REPO = UNCLIP_REPO_MIRROR
+# what a half-precision load fetches (computed from the parameter counts: UNet 870M, text encoder 340M, ViT-H image
+# tower 632M, VAE 84M, at 2 bytes); twice that in fp32. Not measured here: no download is possible on this machine.
+UNCLIP_DOWNLOAD_GB = {"fp16": 3.9, "fp32": 7.7}
 # the authors' generation settings (paper guide step 7)
 UNCLIP_DEFAULTS = {"steps": 20, "guidance": 10.0, "noise_level": 0, "prompt": "", "eta": 0.0}
 
 TOY_ALTERNATIVE = "On a machine without internet, use the toy profile instead (S2V_PROFILE=toy, the default)."
+LOG_DIR_SETTING = "S2V_LOG_DIR"
+
+log = logging.getLogger(__name__)
+
+
+def unclip_repo(repo: str | None = None) -> str:
+    """The Stable unCLIP repository to load: ``repo``, else ``$S2V_UNCLIP_REPO``, else the community mirror."""
+    return (repo or os.environ.get(UNCLIP_REPO_SETTING, "").strip() or UNCLIP_REPO_MIRROR).strip()
+
+
+def best_device() -> torch.device:
+    """CUDA if there is a GPU (the current one), else Apple's MPS, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def half_dtype(device) -> torch.dtype:
+    """The 16-bit type a card computes fast: bf16 from Ampere on (compute capability 8.0), fp16 before (a Colab T4
+    is 7.5: no bf16 tensor cores) and on MPS; float32 on the CPU."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
+    return torch.float16 if device.type == "mps" else torch.float32
+
+
+def card_memory_gb(device) -> float | None:
+    """Total memory of a CUDA device in GiB (None elsewhere)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    return torch.cuda.get_device_properties(device).total_memory / 2**30
+
+
+def input_dtype(module: nn.Module) -> torch.dtype:
+    """The dtype of the layer that consumes a vision model's pixels: ``conv1`` (open_clip), else the first
+    convolution or linear layer. Not the first parameter's: open_clip's half precision keeps ``class_embedding``
+    (and the positional embedding) in fp32 while ``conv1`` is fp16/bf16."""
+    conv1 = getattr(module, "conv1", None)
+    if isinstance(conv1, nn.Module) and getattr(conv1, "weight", None) is not None:
+        return conv1.weight.dtype
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            return m.weight.dtype
+    return next(module.parameters()).dtype
 
 
 def _error(message: str):
@@ -60,11 +140,76 @@ def _error(message: str):
     return ModelError(message)
 
 
-def _missing(what: str, how: str, err: Exception):
-    first = (str(err).strip().splitlines() or [""])[0][:200]
-    return _error(
-        f"{what} could not be loaded ({type(err).__name__}: {first}). It is a download: {how}. {TOY_ALTERNATIVE}"
-    )
+def _chain(err: BaseException) -> list[BaseException]:
+    out, seen = [], set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        out.append(err)
+        err = err.__cause__ or err.__context__
+    return out
+
+
+def failure_kind(err: BaseException) -> str:
+    """``"oom"`` (out of GPU or host memory), ``"not_found"`` (no such repository on the hub: removed, renamed,
+    gated), ``"not_downloaded"`` (offline or not in the cache) or ``"other"``, read from the exception chain."""
+    chain = _chain(err)
+    names = {c.__name__ for e in chain for c in type(e).__mro__}
+    text = " ".join(str(e) for e in chain).lower()
+    if names & {"OutOfMemoryError", "MemoryError"} or "out of memory" in text:
+        return "oom"
+    if names & {"RepositoryNotFoundError", "GatedRepoError", "RevisionNotFoundError", "DisabledRepoError"} or any(
+        s in text for s in ("is not a valid model identifier", "repository not found", "404 client error")
+    ):
+        return "not_found"
+    if names & {"LocalEntryNotFoundError", "OfflineModeIsEnabled", "ConnectionError", "CachedRepoTreeNotFoundError"} or any(
+        s in text
+        for s in ("not fully cached", "offline mode", "local cache", "cannot reach", "couldn't connect",
+                  "internet connection", "failed to download")
+    ):  # fmt: skip
+        return "not_downloaded"
+    return "other"
+
+
+def write_error_log(name: str, err: BaseException) -> Path | None:
+    """The full traceback of ``err`` in ``$S2V_LOG_DIR`` (default: a ``s2v-logs`` folder in the temp dir)."""
+    import traceback
+
+    folder = Path(os.environ.get(LOG_DIR_SETTING) or Path(tempfile.gettempdir()) / "s2v-logs")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        path.write_text("".join(traceback.format_exception(err)))
+    except OSError:
+        return None
+    log.debug("loading %s failed", name, exc_info=err)
+    return path
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [""])[0][:200]
+
+
+def _load_failed(what: str, err: BaseException, log_name: str, download: str, setting: str | None = None,
+                 repo: str | None = None):  # fmt: skip
+    """One line for a failed load (see the module docstring), the original error kept in a log file."""
+    kind = failure_kind(err)
+    path = write_error_log(log_name, err)
+    where = f"full error in {path}" if path else "no log written"
+    cause = f"{type(err).__name__}: {_first_line(err)}"
+    if kind == "oom":
+        gpu = "GPU " if any(type(e).__name__ == "OutOfMemoryError" for e in _chain(err)) else ""
+        return _error(f"{what}: out of {gpu}memory while loading ({cause}; {where}). Free memory (restart the runtime, "
+                      f"close other notebooks) or use a larger card; docs/full_profile.md lists what each stage needs.")  # fmt: skip
+    alternative = (f" Set {setting} to another copy (e.g. {UNCLIP_REPO_ORIGINAL if repo != UNCLIP_REPO_ORIGINAL else UNCLIP_REPO_MIRROR}"
+                   f", or a local folder)." if setting else "")  # fmt: skip
+    if kind == "not_found":
+        return _error(f"{what}: the Hugging Face hub has no repository {repo} (removed or renamed?) ({cause}; {where})."
+                      f"{alternative} {TOY_ALTERNATIVE}")  # fmt: skip
+    if kind == "not_downloaded":
+        setting_text = f" (setting: {setting})" if setting else ""
+        return _error(f"{what} is not downloaded and the hub cannot be reached{setting_text}: run once with internet, "
+                      f"or `{download}` ({cause}; {where}).{alternative} {TOY_ALTERNATIVE}")  # fmt: skip
+    return _error(f"{what} could not be loaded ({cause}; {where}). {TOY_ALTERNATIVE}")
 
 
 def _need(module: str, pip_name: str):
@@ -108,13 +253,27 @@ def _held_logs():
 # OpenCLIP ViT-H/14 (the anchor space)
 
 
+def _as_frames(frames) -> list[np.ndarray]:
+    """uint8 frames (an array [B, H, W, 3], one [H, W, 3], or a list of frames of any sizes) -> a checked list."""
+    if isinstance(frames, np.ndarray | torch.Tensor) and np.asarray(frames).ndim == 3:
+        frames = np.asarray(frames)[None]
+    frames = [np.asarray(f) for f in frames]
+    for f in frames:
+        if f.dtype != np.uint8 or f.ndim != 3 or f.shape[-1] != 3:
+            raise ValueError(f"expected uint8 RGB frames [H, W, 3], got {f.dtype} {f.shape}")
+    return frames
+
+
 class OpenCLIPImageEncoder(nn.Module):
     """OpenCLIP's visual tower behind the toy encoder's interface: ``encode(uint8 frames) -> [B, dim]``.
 
     Frames go through open_clip's own preprocessing for the model (for ViT-H-14: resize the short side to 224 with
     bicubic interpolation, centre crop, CLIP mean/std), then ``visual`` gives the projected, *un-normalised* image
     embedding - the same vector Stable unCLIP takes as ``image_embeds``. Only the visual tower is kept.
+    Frames of different sizes may come in one call (``mixed_sizes``): each is preprocessed on its own.
     """
+
+    mixed_sizes = True
 
     def __init__(self, visual: nn.Module, preprocess, dim: int = 1024):
         super().__init__()
@@ -129,14 +288,9 @@ class OpenCLIPImageEncoder(nn.Module):
         """uint8 frames (an array [B, H, W, 3] or a list of [H, W, 3] of any sizes) -> float32 [B, dim] on the CPU."""
         from PIL import Image
 
-        if isinstance(frames, np.ndarray | torch.Tensor) and np.asarray(frames).ndim == 3:
-            frames = np.asarray(frames)[None]
-        frames = [np.asarray(f) for f in frames]
-        for f in frames:
-            if f.dtype != np.uint8 or f.ndim != 3 or f.shape[-1] != 3:
-                raise ValueError(f"expected uint8 RGB frames [H, W, 3], got {f.dtype} {f.shape}")
+        frames = _as_frames(frames)
         self.visual.eval()
-        dtype = next(self.visual.parameters()).dtype
+        dtype = input_dtype(self.visual)  # conv1's, not class_embedding's (fp32 in open_clip's half precision)
         out = []
         for i in range(0, len(frames), batch_size):
             x = torch.stack([self.preprocess(Image.fromarray(f)) for f in frames[i : i + batch_size]])
@@ -145,32 +299,117 @@ class OpenCLIPImageEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Preprocessed images [B, 3, S, S] -> embeddings [B, dim]."""
-        return self.visual(x)
+        return self.visual(x.to(input_dtype(self.visual)))
 
 
-def load_openclip_image_encoder(device: str = "cpu", name: str = OPENCLIP_MODEL,
-                                pretrained: str | None = OPENCLIP_PRETRAINED, precision: str | None = None,
-                                cache_dir: str | None = None) -> OpenCLIPImageEncoder:  # fmt: skip
-    """open_clip ``name`` with weights ``pretrained`` (a tag, a file, or None for random weights).
+def load_openclip_image_encoder(device=None, name: str = OPENCLIP_MODEL, pretrained: str | None = OPENCLIP_PRETRAINED,
+                                precision: str | None = None, cache_dir: str | None = None) -> OpenCLIPImageEncoder:  # fmt: skip
+    """open_clip ``name`` with weights ``pretrained`` (a tag, a file, or None for random weights) on ``device``
+    (default: :func:`best_device`).
 
-    ``precision`` defaults to fp16 on CUDA and fp32 elsewhere. The weights are downloaded before the model is built,
-    so offline this fails in seconds with a :class:`~s2v_lib.registry.ModelError`.
+    ``precision`` defaults to the card's fast half type (:func:`half_dtype`: bf16 from Ampere on, fp16 on a T4) and
+    fp32 on the CPU. The weights are downloaded before the model is built, so offline this fails in seconds with a
+    :class:`~s2v_lib.registry.ModelError`. This is a second copy of the ViT-H weights Stable unCLIP carries: the full
+    profile's default anchor encoder is :func:`load_unclip_image_encoder`.
     """
     open_clip = _need("open_clip", "open_clip_torch")
-    precision = precision or ("fp16" if str(device).startswith("cuda") else "fp32")
+    device = torch.device(device) if device is not None else best_device()
+    if precision is None:
+        precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(half_dtype(device), "fp32")
     try:
         with _held_logs():
             model, _, preprocess = open_clip.create_model_and_transforms(
                 name, pretrained=pretrained, device=device, precision=precision, cache_dir=cache_dir
             )
     except Exception as err:
-        how = (f"open_clip fetches {name} ({pretrained}, ~3.9 GB) from the Hugging Face hub on first use; run once "
-               f"with internet (or copy the hub cache, HF_HOME, from a machine that has it)")  # fmt: skip
-        raise _missing(f"OpenCLIP {name} ({pretrained})", how, err) from None
+        download = f"hf download {OPENCLIP_HUB_REPO}" if name == OPENCLIP_MODEL else "see open_clip's pretrained list"
+        raise _load_failed(f"OpenCLIP {name} ({pretrained}, ~3.9 GB)", err, "openclip", download) from None
     visual = model.visual.eval().requires_grad_(False)
     dim = getattr(visual, "output_dim", None) or model.text_projection.shape[-1]
     del model  # the text tower is not needed
     return OpenCLIPImageEncoder(visual, preprocess, dim=int(dim))
+
+
+class UnCLIPImageEncoder(nn.Module):
+    """Stable unCLIP's own image tower (OpenCLIP ViT-H/14 in transformers' format: ``CLIPVisionModelWithProjection``
+    and its ``CLIPImageProcessor``) behind the same interface: ``encode(uint8 frames) -> float32 [B, dim]``.
+
+    It computes exactly what ``StableUnCLIPImg2ImgPipeline`` computes when given a picture (``feature_extractor`` ->
+    ``image_encoder(...).image_embeds``), so the anchors are the generator's own embedding of the frame.
+    """
+
+    mixed_sizes = True
+
+    def __init__(self, model: nn.Module, processor):
+        super().__init__()
+        self.model, self.processor = model.eval().requires_grad_(False), processor
+        self.dim = int(model.config.projection_dim)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.no_grad()
+    def encode(self, frames, batch_size: int = 64) -> torch.Tensor:
+        """uint8 frames (an array [B, H, W, 3] or a list of [H, W, 3] of any sizes) -> float32 [B, dim] on the CPU."""
+        frames = _as_frames(frames)
+        dtype = input_dtype(self.model)  # the patch-embedding convolution
+        out = []
+        for i in range(0, len(frames), batch_size):
+            x = self.processor(images=frames[i : i + batch_size], return_tensors="pt").pixel_values
+            out.append(self.model(pixel_values=x.to(self.device, dtype)).image_embeds.float().cpu())
+        return torch.cat(out) if out else torch.zeros(0, self.dim)
+
+
+def unclip_image_encoder(generator) -> UnCLIPImageEncoder:
+    """The anchor encoder a loaded :class:`StableUnCLIPGenerator` (or pipeline) already holds: no second copy."""
+    pipe = getattr(generator, "pipe", generator)
+    return UnCLIPImageEncoder(pipe.image_encoder, pipe.feature_extractor)
+
+
+def _variants(variant: str | None, dtype: torch.dtype) -> list[str | None]:
+    """Variant files to try in order: ``"auto"`` = the fp16 files for a half-precision load, then the default ones."""
+    if variant == "auto":
+        return ["fp16", None] if dtype in (torch.float16, torch.bfloat16) else [None]
+    return [variant]
+
+
+def _from_pretrained(load, variants: list[str | None]):
+    """``load(variant)`` for each variant in turn; the first that works. Out of memory is not retried."""
+    for i, v in enumerate(variants):
+        try:
+            return load(v), v
+        except Exception as err:
+            if failure_kind(err) == "oom" or i == len(variants) - 1:
+                raise
+    raise ValueError("no variant to load")
+
+
+def load_unclip_image_encoder(device=None, repo: str | None = None, dtype: torch.dtype | None = None,
+                              cache_dir: str | None = None, variant: str | None = "auto") -> UnCLIPImageEncoder:  # fmt: skip
+    """Only the image tower of the Stable unCLIP repository (:func:`unclip_repo`): the anchor encoder of the full
+    profile, from the same files the generator uses (module docstring). Half precision on a GPU, fp32 on the CPU."""
+    _need("transformers", "transformers")
+    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
+    repo = unclip_repo(repo)
+    device = torch.device(device) if device is not None else best_device()
+    dtype = dtype or half_dtype(device)
+
+    def load(v):
+        model = CLIPVisionModelWithProjection.from_pretrained(repo, subfolder="image_encoder", dtype=dtype,
+                                                              variant=v, cache_dir=cache_dir)  # fmt: skip
+        return model.to(device)
+
+    try:
+        with warnings.catch_warnings(), _held_logs():
+            warnings.simplefilter("ignore", FutureWarning)
+            model, _ = _from_pretrained(load, _variants(variant, dtype))
+            processor = CLIPImageProcessor.from_pretrained(repo, subfolder="feature_extractor", cache_dir=cache_dir)
+    except Exception as err:
+        raise _load_failed(f"Stable unCLIP's image encoder ({repo})", err, "unclip-image-encoder",
+                           f"hf download {repo}", UNCLIP_REPO_SETTING, repo) from None  # fmt: skip
+    return UnCLIPImageEncoder(model, processor)
 
 
 def tiny_openclip_config(embed_dim: int = 32, image_size: int = 32) -> dict:
@@ -192,12 +431,15 @@ class StableUnCLIPGenerator(nn.Module):
     Defaults are the authors' (noise_level 0, empty prompt, 20 steps, guidance 10 with zero embeddings as the
     unconditional branch); each can be changed on the instance (``gen.steps = 50``) or per call.
     ``engine`` is ``"s2v"`` (batched, cached, compilable) or ``"diffusers"`` (the plain pipeline call).
-    ``batch_size`` is the number of embeddings per UNet batch in the ``s2v`` engine (each brings ``2 n`` images).
+    ``batch_size`` is the number of embeddings per UNet batch in the ``s2v`` engine (each brings ``2 n`` images) and
+    ``vae_batch_size`` the number of pictures the VAE decodes at once; ``None`` sizes both to the card's memory
+    (:func:`memory_plan`: on a 16 GB T4 one embedding and one picture at a time). Pictures holding NaN or inf
+    (a half-precision overflow) raise ``FloatingPointError`` instead of coming back black.
     """
 
     def __init__(self, pipe, steps: int = 20, guidance: float = 10.0, noise_level: int = 0, prompt: str = "",
                  eta: float = 0.0, height: int | None = None, width: int | None = None, engine: str = "s2v",
-                 batch_size: int = 4, vae_batch_size: int = 8):  # fmt: skip
+                 batch_size: int | None = None, vae_batch_size: int | None = None):  # fmt: skip
         super().__init__()
         self.pipe = pipe
         pipe.set_progress_bar_config(disable=True)
@@ -214,7 +456,7 @@ class StableUnCLIPGenerator(nn.Module):
         self.engine, self.batch_size, self.vae_batch_size = engine, batch_size, vae_batch_size
         self.emb_dim = int(pipe.image_normalizer.mean.shape[-1])
         self._text_cache: dict = {}
-        self._unet_fn = self._vae_fn = None
+        self._channels_last = False
 
     @property
     def device(self) -> torch.device:
@@ -231,23 +473,28 @@ class StableUnCLIPGenerator(nn.Module):
 
     def optimize(self, compile: bool = True, mode: str | None = None, vae: bool = True,
                  channels_last: bool = True, fuse_qkv: bool = False) -> StableUnCLIPGenerator:  # fmt: skip
-        """GPU speed-ups for the ``s2v`` engine that leave the computation unchanged: channels-last memory format,
-        TF32 matmuls, ``torch.compile`` of the UNet (and the VAE decoder); ``mode="reduce-overhead"`` adds CUDA graphs.
-        ``fuse_qkv`` fuses the attention projections (diffusers ``fuse_qkv_projections``)."""
-        if self.device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-            torch.backends.cudnn.benchmark = True
+        """GPU speed-ups that leave the computation unchanged: channels-last memory format and ``torch.compile`` of the
+        UNet (and the VAE decoder) *in place*, so the plain pipeline call (``engine="diffusers"``) runs the same
+        compiled modules as ours; ``mode="reduce-overhead"`` adds CUDA graphs. ``fuse_qkv`` fuses the attention
+        projections (diffusers ``fuse_qkv_projections``). Global switches (TF32 ...) are not touched here: set them
+        once for the whole process with :func:`fast_gpu_flags`, so that every measurement sees the same ones."""
         if channels_last:
             self.unet.to(memory_format=torch.channels_last)
             self.vae.to(memory_format=torch.channels_last)
+            self._channels_last = True
         if fuse_qkv and hasattr(self.unet, "fuse_qkv_projections"):
             self.unet.fuse_qkv_projections()
         if compile:
-            self._unet_fn = torch.compile(self.unet, mode=mode, fullgraph=False)
+            self.unet.compile(mode=mode, fullgraph=False)
             if vae:
-                self._vae_fn = torch.compile(self.vae.decode, mode=mode, fullgraph=False)
+                self.vae.decoder.compile(mode=mode, fullgraph=False)
         return self
+
+    def plan(self, n: int = 1) -> dict:
+        """The batch sizes a call with ``n`` pictures per embedding uses (instance settings, else :func:`memory_plan`)."""
+        auto = memory_plan(self.device, n)
+        return {"batch_size": self.batch_size or auto["batch_size"],
+                "vae_batch_size": self.vae_batch_size or auto["vae_batch_size"]}  # fmt: skip
 
     # -- generation ---------------------------------------------------------------------------------------------
 
@@ -271,11 +518,14 @@ class StableUnCLIPGenerator(nn.Module):
         if engine == "diffusers":
             out = [self._generate_diffusers(e[b : b + 1], n, seed, **cfg) for b in range(len(e))]
         elif engine == "s2v":
-            bs = max(1, batch_size or self.batch_size)
-            out = [self._generate_s2v(e[i : i + bs], n, seed, **cfg) for i in range(0, len(e), bs)]
+            plan = self.plan(n)
+            bs = max(1, batch_size or plan["batch_size"])
+            out = [self._generate_s2v(e[i : i + bs], n, seed, vae_batch=plan["vae_batch_size"], **cfg)
+                   for i in range(0, len(e), bs)]  # fmt: skip
         else:
             raise ValueError(f"engine must be 's2v' or 'diffusers', not {engine!r}")
         images = torch.cat(out) if out else torch.zeros(0, 3, self.height, self.width)
+        check_finite_pictures(images)
         images = self._to_uint8(images)
         return images.reshape(len(e), n, *images.shape[1:])
 
@@ -301,7 +551,7 @@ class StableUnCLIPGenerator(nn.Module):
             self._text_cache[key] = (cond, uncond)
         return self._text_cache[key]
 
-    def _generate_s2v(self, e, n, seed, steps, guidance, noise_level, prompt) -> torch.Tensor:
+    def _generate_s2v(self, e, n, seed, steps, guidance, noise_level, prompt, vae_batch: int = 8) -> torch.Tensor:
         """What the pipeline does, written out for a batch of embeddings [b, D] -> [b * n, 3, H, W] in [0, 1]."""
         from diffusers.utils.torch_utils import randn_tensor
 
@@ -335,8 +585,8 @@ class StableUnCLIPGenerator(nn.Module):
         scheduler = copy.deepcopy(pipe.scheduler)  # no shared state between calls
         scheduler.set_timesteps(steps, device=device)
         extra = pipe.prepare_extra_step_kwargs(None, self.eta)
-        unet = self._unet_fn or pipe.unet
-        if self._unet_fn is not None and self.unet.device.type == "cuda":
+        unet = pipe.unet  # compiled in place by optimize(), if it was called
+        if self._channels_last:
             latents = latents.contiguous(memory_format=torch.channels_last)
         for t in scheduler.timesteps:
             x = torch.cat([latents, latents]) if cfg else latents
@@ -346,34 +596,111 @@ class StableUnCLIPGenerator(nn.Module):
                 eps_u, eps_c = eps.chunk(2)
                 eps = eps_u + guidance * (eps_c - eps_u)
             latents = scheduler.step(eps, t, latents, **extra, return_dict=False)[0]
-        decode = self._vae_fn or pipe.vae.decode
+        decode = pipe.vae.decode
         scale = pipe.vae.config.scaling_factor
-        chunk = max(1, self.vae_batch_size)
+        chunk = max(1, vae_batch)  # VAE decoding at 768 px is the memory peak: a few pictures at a time
         images = torch.cat(
             [decode(latents[i : i + chunk] / scale, return_dict=False)[0] for i in range(0, len(latents), chunk)]
         )
         return pipe.image_processor.postprocess(images, output_type="pt")
 
 
-def load_stable_unclip(device: str = "cpu", repo: str = UNCLIP_REPO, dtype: torch.dtype | None = None,
-                       cache_dir: str | None = None, **settings) -> StableUnCLIPGenerator:  # fmt: skip
-    """Stable unCLIP 2.1 (``repo``) as a :class:`StableUnCLIPGenerator`; fp16 on CUDA, fp32 elsewhere.
+def memory_plan(device, n: int = 1) -> dict:
+    """Batch sizes for 768 px generation that fit the card (estimates, see docs/full_profile.md): UNet images per
+    batch (each embedding brings ``2 n``: both guidance branches) 32 on >= 40 GB, 16 on >= 20 GB, 8 below (a 16 GB
+    T4); pictures per VAE decode 8 / 2 / 1. On the CPU: 4 embeddings and 8 pictures."""
+    gb = card_memory_gb(device)
+    if gb is None:
+        return {"batch_size": 4, "vae_batch_size": 8}
+    unet_images, vae = (32, 8) if gb >= 40 else (16, 2) if gb >= 20 else (8, 1)
+    return {"batch_size": max(1, unet_images // (2 * max(1, n))), "vae_batch_size": vae}
 
-    ``settings`` go to the generator (``steps``, ``guidance``, ``noise_level``, ``prompt``, ``engine`` ...).
+
+def check_finite_pictures(images: torch.Tensor) -> None:
+    """FloatingPointError naming how many pictures hold NaN/inf (a half-precision overflow), instead of black ones."""
+    bad = ~torch.isfinite(images.flatten(1)).all(1)
+    if bool(bad.any()):
+        raise FloatingPointError(f"{int(bad.sum())} of {len(images)} generated pictures hold NaN or inf values (a "
+                                 f"half-precision overflow in the UNet or VAE?): try dtype=torch.bfloat16 on a card "
+                                 f"that has it, or torch.float32")  # fmt: skip
+
+
+def fast_gpu_flags() -> None:
+    """TF32 matmuls and convolutions, cuDNN autotuning: set once per process, before anything is measured."""
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
+
+
+def _local_folder(repo: str) -> bool:
+    """A local folder rather than a hub id (``owner/name``)."""
+    return os.path.isdir(repo) or repo.startswith(("/", ".", "~")) or repo.count("/") > 1
+
+
+def _check_local(repo: str) -> None:
+    if _local_folder(repo) and not os.path.isdir(os.path.expanduser(repo)):
+        raise _error(f"{UNCLIP_REPO_SETTING}={repo}: no such folder (a local copy of the Stable unCLIP repository, "
+                     f"or a hub id such as {UNCLIP_REPO_MIRROR}). {TOY_ALTERNATIVE}")  # fmt: skip
+
+
+def fetch_stable_unclip(repo: str | None = None, dtype: torch.dtype = torch.float16, cache_dir: str | None = None,
+                        variant: str | None = "auto") -> str:  # fmt: skip
+    """Download (or find in the cache) the files :func:`load_stable_unclip` needs, without loading anything: the
+    fp16 variant for a half-precision ``dtype`` when the repository has it. Returns the local folder. Run it on one
+    process (rank 0) before the others load; offline it fails in seconds with a :class:`~s2v_lib.registry.ModelError`."""
+    diffusers = _need("diffusers", "diffusers")
+    repo = unclip_repo(repo)
+    _check_local(repo)
+    if _local_folder(repo):
+        return os.path.expanduser(repo)
+    try:
+        with warnings.catch_warnings(), _held_logs():
+            warnings.simplefilter("ignore", FutureWarning)
+            path, _ = _from_pretrained(
+                lambda v: diffusers.DiffusionPipeline.download(repo, variant=v, cache_dir=cache_dir),
+                _variants(variant, dtype),
+            )  # fmt: skip
+    except Exception as err:
+        raise _load_failed(f"Stable unCLIP ({repo})", err, "stable-unclip", f"hf download {repo}", UNCLIP_REPO_SETTING,
+                           repo) from None  # fmt: skip
+    return str(path)
+
+
+def load_stable_unclip(device=None, repo: str | None = None, dtype: torch.dtype | None = None,
+                       cache_dir: str | None = None, image_encoder: UnCLIPImageEncoder | None = None,
+                       variant: str | None = "auto", **settings) -> StableUnCLIPGenerator:  # fmt: skip
+    """Stable unCLIP 2.1 (:func:`unclip_repo`: ``repo``, ``$S2V_UNCLIP_REPO`` or the community mirror) as a
+    :class:`StableUnCLIPGenerator` on ``device`` (default :func:`best_device`), in the card's half type
+    (:func:`half_dtype`) on a GPU and fp32 on the CPU, from the fp16 variant files where the repository has them.
+
+    ``image_encoder``: an already loaded :class:`UnCLIPImageEncoder` (:func:`load_unclip_image_encoder`) that the
+    pipeline reuses instead of loading a second ViT-H. ``settings`` go to the generator (``steps``, ``guidance``,
+    ``noise_level``, ``prompt``, ``engine``, ``batch_size`` ...). Failures: module docstring.
     """
     diffusers = _need("diffusers", "diffusers")
     _need("transformers", "transformers")
-    dtype = dtype or (torch.float16 if str(device).startswith("cuda") else torch.float32)
+    repo = unclip_repo(repo)
+    _check_local(repo)
+    device = torch.device(device) if device is not None else best_device()
+    dtype = dtype or half_dtype(device)
+    reuse = {} if image_encoder is None else {"image_encoder": image_encoder.model,
+                                              "feature_extractor": image_encoder.processor}  # fmt: skip
+
+    def load(v):
+        pipe = diffusers.StableUnCLIPImg2ImgPipeline.from_pretrained(repo, dtype=dtype, variant=v,
+                                                                     cache_dir=cache_dir, **reuse)  # fmt: skip
+        return pipe.to(device)
+
     try:
         with warnings.catch_warnings(), _held_logs():
-            warnings.simplefilter("ignore", FutureWarning)  # diffusers >= 0.36 renames torch_dtype to dtype
-            pipe = diffusers.StableUnCLIPImg2ImgPipeline.from_pretrained(repo, torch_dtype=dtype, cache_dir=cache_dir)
+            warnings.simplefilter("ignore", FutureWarning)
+            pipe, used = _from_pretrained(load, _variants(variant, dtype))
     except Exception as err:
-        how = (f"diffusers fetches {repo} (~5 GB in fp16/fp32 safetensors) from the Hugging Face hub on first use; run "
-               f"once with internet, e.g. `huggingface-cli download {repo}` (or copy the hub cache, HF_HOME, from a "
-               f"machine that has it)")  # fmt: skip
-        raise _missing(f"Stable unCLIP ({repo})", how, err) from None
-    return StableUnCLIPGenerator(pipe.to(device), **settings)
+        raise _load_failed(f"Stable unCLIP ({repo})", err, "stable-unclip", f"hf download {repo}", UNCLIP_REPO_SETTING,
+                           repo) from None  # fmt: skip
+    gen = StableUnCLIPGenerator(pipe, **settings)
+    gen.repo, gen.variant = repo, used
+    return gen
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -152,7 +152,8 @@ def load_toy_model(name: str, folder: Path | None = None, device: str = "cpu") -
 # by profile-level names
 
 
-def load_image_encoder(name: str | None = None, device: str = "cpu") -> nn.Module:
+def load_image_encoder(name: str | None = None, device: str | None = None) -> nn.Module:
+    """``device`` None: the CPU for toy models, the best device (a GPU if there is one) for full-profile ones."""
     name = name or DEFAULTS[profile()]["image_encoder"]
     if name not in IMAGE_ENCODERS:
         raise ModelError(f"unknown image encoder {name!r}; known: {', '.join(IMAGE_ENCODERS)}")
@@ -160,10 +161,11 @@ def load_image_encoder(name: str | None = None, device: str = "cpu") -> nn.Modul
         from .full import load_openclip_image_encoder
 
         return load_openclip_image_encoder(device=device)
-    return load_toy_model(IMAGE_ENCODERS[name], device=device)
+    return load_toy_model(IMAGE_ENCODERS[name], device=device or "cpu")
 
 
-def load_generator(name: str | None = None, device: str = "cpu") -> nn.Module:
+def load_generator(name: str | None = None, device: str | None = None) -> nn.Module:
+    """``device`` None: the CPU for toy models, the best device for Stable unCLIP (repository: ``S2V_UNCLIP_REPO``)."""
     name = name or DEFAULTS[profile()]["generator"]
     if name not in GENERATORS:
         raise ModelError(f"unknown generator {name!r}; known: {', '.join(GENERATORS)}")
@@ -171,7 +173,7 @@ def load_generator(name: str | None = None, device: str = "cpu") -> nn.Module:
         from .full import load_stable_unclip
 
         return load_stable_unclip(device=device)
-    return load_toy_model(GENERATORS[name], device=device)
+    return load_toy_model(GENERATORS[name], device=device or "cpu")
 
 
 def load_judge(name: str = "toy", device: str = "cpu") -> nn.Module:
