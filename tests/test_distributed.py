@@ -5,11 +5,14 @@ The workers run with torch.multiprocessing.spawn; the torchrun entry point is ru
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -132,6 +135,56 @@ def dataset(tmp_path_factory):
     return root, records, ssl
 
 
+def spec_data():
+    """Spectrogram-like inputs [52, 1, 4, 16] with silent margins (5 frames each side), so that the augmentation
+    (train.augment_spectrograms: a time shift within the margins) really moves them."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.zeros(52, 1, 4, 16)
+    x[..., 5:11] = torch.rand(52, 1, 4, 6, generator=g) + 0.5
+    return x, torch.randn(52, 16, generator=g)
+
+
+def spec_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16))
+
+
+def train_job(job: dict) -> dict:
+    """One train_ddp run on the spectrogram data (Adam: its state must survive a resume)."""
+    x, y = spec_data()
+    rank, _ = D.dist_info()
+    kw = dict(epochs=job.get("epochs", 2), batch_size=8, seed=5, checkpoint=job.get("checkpoint"), checkpoint_every=4,
+              max_steps=job.get("max_steps"), augment=job.get("augment", True))  # fmt: skip
+    if job.get("slow_rank0_at") is not None:  # rank 0 dawdles after one step: the clocks disagree
+
+        def on_step(step, loss, at=job["slow_rank0_at"]):
+            if rank == 0 and step == at:
+                time.sleep(1.5)
+
+        kw.update(on_step=on_step, max_seconds=job["max_seconds"], epochs=50)
+    res = D.train_ddp(spec_model(), infonce_l2, x, y, **kw)
+    return {"steps": res.steps, "losses": res.losses, "state": res.model.state_dict(), "stopped": res.stopped_early,
+            "resumed_from": res.resumed_from}  # fmt: skip
+
+
+def _train_worker(rank: int, world: int, rendezvous: str, out: str, jobs: list) -> None:
+    torch.set_num_threads(1)
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=60))  # fmt: skip
+    try:
+        results = {}
+        for job in jobs:
+            results[job["tag"]] = train_job(job)
+            if job.get("copy_checkpoint") and rank == 0:
+                shutil.copy(job["checkpoint"], job["copy_checkpoint"])
+            D.barrier()
+        torch.save(results, Path(out) / f"train-rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # tests
 
@@ -206,9 +259,71 @@ def test_torchrun_entry_point_precompute(dataset, tmp_path):
             proc.wait()
     assert proc.returncode == 0, stderr[-3000:]
     summary = json.loads(stdout.strip().splitlines()[-1])
-    assert summary == {"cache": str(tmp_path / "cache"), "clips": 6, "failed": 1, "world": 2}
+    assert summary == {
+        "cache": str(tmp_path / "cache"),
+        "clips": 6,
+        "failed": 1,
+        "world": 2,
+        "failure_counts": {"missing_file": 1},
+    }
     single = V.precompute_features(V.VideoFolder(root, records), PatchEncoder(), tmp_path / "single", topk=ssl,
                                    batch_clips=2, progress=False)  # fmt: skip
     cache = V.FeatureCache(tmp_path / "cache")
     assert cache.ids == single.ids
     np.testing.assert_array_equal(cache.embeds, single.embeds)
+
+
+def test_ranks_agree_on_when_to_stop(tmp_path):
+    """max_seconds: rank 0 is past the limit after step 2 while rank 1 is not. Without an agreement rank 1 would go on
+    to step 3 and wait in its collective for ever (here: until the 60 s timeout); with it both stop at step 2."""
+    jobs = [{"tag": "stop", "slow_rank0_at": 2, "max_seconds": 0.75}]
+    t0 = time.time()
+    torch.multiprocessing.spawn(_train_worker, args=(2, str(tmp_path / "rdv"), str(tmp_path), jobs), nprocs=2,
+                                join=True)  # fmt: skip
+    assert time.time() - t0 < 50
+    r0, r1 = (torch.load(tmp_path / f"train-rank{r}.pt", weights_only=False)["stop"] for r in (0, 1))
+    assert r0["stopped"] and r1["stopped"] and r0["steps"] == r1["steps"] <= 2
+    for name, p in r0["state"].items():  # and they hold the same model
+        torch.testing.assert_close(r1["state"][name], p)
+
+
+def test_checkpoint_resume_continues_exactly_on_any_number_of_processes(tmp_path):
+    """2 gloo ranks: a run stopped after 5 of 12 steps and resumed from its checkpoint ends exactly where an
+    uninterrupted run does (same data order, augmentation, Adam state). Without augmentation (seeded per rank) the
+    same checkpoint resumed by a single process gives the single-process run's result."""
+    ckpt = tmp_path / "run.ckpt"
+    jobs = [{"tag": "whole"},
+            {"tag": "part", "max_steps": 5, "checkpoint": str(ckpt)},
+            {"tag": "resumed", "checkpoint": str(ckpt)},
+            {"tag": "part_plain", "max_steps": 5, "checkpoint": str(tmp_path / "plain.ckpt"), "augment": False,
+             "copy_checkpoint": str(tmp_path / "plain-copy.ckpt")}]  # fmt: skip
+    torch.multiprocessing.spawn(_train_worker, args=(2, str(tmp_path / "rdv"), str(tmp_path), jobs), nprocs=2,
+                                join=True)  # fmt: skip
+    got = torch.load(tmp_path / "train-rank0.pt", weights_only=False)
+    whole, part, resumed = got["whole"], got["part"], got["resumed"]
+    assert whole["steps"] == 12 and part["steps"] == 5 and resumed["steps"] == 12 and resumed["resumed_from"] == 5
+    assert len(resumed["losses"]) == 12 and resumed["losses"][:5] == part["losses"]
+    np.testing.assert_allclose(resumed["losses"], whole["losses"], rtol=1e-6, atol=1e-7)
+    for name, p in whole["state"].items():
+        torch.testing.assert_close(resumed["state"][name], p, rtol=1e-6, atol=1e-7)
+    # augmentation really ran: without it the same run ends elsewhere
+    plain_whole = train_job({"tag": "plain_whole", "augment": False})
+    assert not np.allclose(plain_whole["losses"], whole["losses"])
+    # the 2-rank checkpoint (no augmentation) resumed by one process = one process from the start
+    one = train_job({"tag": "plain_resumed", "checkpoint": str(tmp_path / "plain-copy.ckpt"), "augment": False})
+    assert one["resumed_from"] == 5 and one["steps"] == 12
+    np.testing.assert_allclose(one["losses"][5:], plain_whole["losses"][5:], rtol=1e-5, atol=1e-6)
+    for name, p in plain_whole["state"].items():
+        torch.testing.assert_close(one["state"][name], p, rtol=1e-5, atol=1e-6)
+    # a checkpoint of another run is refused, not silently continued
+    x, y = spec_data()
+    with pytest.raises(ValueError, match="another run"):
+        D.train_ddp(spec_model(), infonce_l2, x, y, batch_size=4, seed=5, checkpoint=ckpt)
+
+
+def test_amp_auto_is_float32_on_the_cpu_and_rejects_unknown_values():
+    assert D.autocast_dtype("auto", torch.device("cpu")) is None
+    assert D.autocast_dtype("fp16", torch.device("cpu")) == torch.float16
+    with pytest.raises(ValueError, match="amp must be"):
+        D.autocast_dtype("fp8", torch.device("cpu"))
+    assert D.augment_seed(1, 0, 7) != D.augment_seed(1, 1, 7) != D.augment_seed(1, 0, 8)
