@@ -1,11 +1,11 @@
 """Speech to face (paper guide step 8): a frozen speaker encoder, one linear map into the unCLIP embedding space.
 
     folder = CelebVFolder("CelebV-HQ")                      # 35666/*.mp4 + celebvhq_info.json
-    cache = precompute_face_features(folder, load_image_encoder("openclip-vit-h-14", "cuda"), "cache/celebvhq")
+    cache = precompute_face_features(folder, load_unclip_image_encoder(), "cache/celebvhq")  # s2v_lib.full
     speaker = load_speaker_encoder("cuda")                  # Resemblyzer's VoiceEncoder: speech -> 256-d, frozen
     voices = speaker_embeddings(speaker, cache.audio)       # [N, 256]
     face_map = fit_face_map(voices[train], cache.embeds[train].mean(1))   # ridge regression, closed form
-    faces = SpeechToFace(speaker, face_map, load_generator("stable-unclip", "cuda")).generate(waves, n=4)
+    faces = SpeechToFace(speaker, face_map, load_stable_unclip()).generate(waves, n=4)
 
 or the whole path in one call, :func:`run_speech_to_face` (``python -m s2v_lib.speech2face --data DIR --out DIR``).
 
@@ -460,23 +460,46 @@ class SpeechToFace(nn.Module):
 def run_speech_to_face(data: str | Path, out: str | Path, info: str | Path | None = None, image_encoder=None,
                        generator=None, speaker_encoder=None, device: str | None = None, seconds: float = SPEECH_SECONDS,
                        frames_per_clip: int = 4, ridge: float = 0.1, test_fraction: float = 0.2, n_show: int = 4,
-                       n_images: int = 2, seed: int = 0, batch_clips: int = 16, workers: int = 2) -> dict:  # fmt: skip
+                       n_images: int = 2, seed: int = 0, batch_clips: int = 16, workers: int = 2,
+                       repo: str | None = None, anchor: str | None = None) -> dict:  # fmt: skip
     """Load the frozen models (first: offline this fails at once with what to download), cache the features of a
     CelebV-HQ-style folder (``out/cache``), fit the linear map on the train identities, measure it on the test
     identities, draw faces for ``n_show`` test voices. Writes ``face_map.safetensors``, ``metrics.json`` and
-    ``gallery.png`` under ``out``; returns the metrics. Under torchrun the feature caching is sharded over the ranks
-    and rank 0 does the rest (it returns ``{}`` on the other ranks)."""
-    from . import viz
+    ``gallery.png`` under ``out``; returns the metrics.
+
+    The anchor encoder defaults to Stable unCLIP's own ViT-H/14 (``full.load_unclip_image_encoder``; ``anchor=
+    "openclip"`` or ``S2V_ANCHOR=openclip`` for open_clip's copy) and the generator reuses it. Under ``torchrun`` the
+    process group is joined here (each rank on its own GPU), the feature caching is sharded over the ranks, and rank
+    0 alone loads the generator and does the rest (the other ranks return ``{}``)."""
+    import os
+
+    import torch.distributed as dist
+
+    from . import full, viz
     from .audio import FrontEnd
-    from .config import default_device
-    from .distributed import barrier, dist_info
-    from .registry import load_generator, load_image_encoder
+    from .distributed import any_rank, init_distributed, shutdown
+    from .registry import ModelError
 
     t0 = time.time()
-    device = device or default_device()
-    image_encoder = image_encoder or load_image_encoder("openclip-vit-h-14", device=device)
+    owns_group = not (dist.is_available() and dist.is_initialized())
+    dist_info = init_distributed(device=device)
+    device = dist_info.device
+    repo = full.unclip_repo(repo)
+    anchor = (anchor or os.environ.get("S2V_ANCHOR", "") or "unclip").strip().lower()
+    failure = None
+    if dist_info.is_main and generator is None:  # one download, before anyone loads
+        try:
+            full.fetch_stable_unclip(repo, dtype=full.half_dtype(device))
+        except ModelError as err:
+            failure = err
+    if any_rank(failure is not None, device):
+        if owns_group:
+            shutdown()
+        raise failure or ModelError(f"rank 0 could not fetch Stable unCLIP ({repo}); its message says why")
+    if image_encoder is None:
+        image_encoder = (full.load_unclip_image_encoder(device, repo=repo) if anchor == "unclip"
+                         else full.load_openclip_image_encoder(device))  # fmt: skip
     speaker_encoder = speaker_encoder or load_speaker_encoder(device)
-    generator = generator or load_generator("stable-unclip", device=device)
     folder = CelebVFolder(data, info, seconds=seconds, test_fraction=test_fraction, seed=seed)
     if len(folder) == 0:
         raise FileNotFoundError(f"{data}: no talking-face clips found (expected {CELEBV_INFO} and NAME.mp4 files, "
@@ -485,10 +508,13 @@ def run_speech_to_face(data: str | Path, out: str | Path, info: str | Path | Non
     out.mkdir(parents=True, exist_ok=True)
     cache = precompute_face_features(folder, image_encoder, out / "cache", frames_per_clip, batch_clips=batch_clips,
                                      workers=workers)  # fmt: skip
-    rank, _ = dist_info()
-    if rank != 0:
-        barrier()
+    if owns_group:
+        shutdown()  # the sharded part is done: no collective after this
+    if not dist_info.is_main:
         return {}
+    if generator is None:
+        reuse = image_encoder if isinstance(image_encoder, full.UnCLIPImageEncoder) else None
+        generator = full.load_stable_unclip(device, repo=repo, image_encoder=reuse)
     split = {r.clip_id: r.split for r in folder.records}
     identity = {r.clip_id: r.identity for r in folder.records}
     rows = {
@@ -519,7 +545,9 @@ def run_speech_to_face(data: str | Path, out: str | Path, info: str | Path | Non
     middle = face_frames(seconds, 1)
     true = np.stack([folder.load(folder.records[[r.clip_id for r in folder.records].index(cache.ids[i])],
                                  audio=False).frames[middle[0]] for i in show])  # fmt: skip
-    front = FrontEnd(clip_seconds=seconds, n_fft=512, hop_length=159)
+    import dataclasses
+
+    front = dataclasses.replace(FrontEnd.preset("paper"), clip_seconds=seconds)  # the paper's front end, on the speech
     viz.gallery(front(np.asarray(cache.audio[show], np.float32)), true, pictures, [cache.ids[i] for i in show],
                 out / "gallery.png", title="held-out voices -> faces (speech to face)")  # fmt: skip
     metrics.update({
@@ -530,7 +558,6 @@ def run_speech_to_face(data: str | Path, out: str | Path, info: str | Path | Non
         "frames_per_clip": frames_per_clip, "seconds": time.time() - t0,
     })  # fmt: skip
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    barrier()
     return metrics
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -291,7 +292,51 @@ def test_speech_to_face_end_to_end(celebv, tiny_models, tmp_path):
     np.testing.assert_array_equal(faces, generator.generate(e, n=2, seed=0))
 
 
-def test_speech_to_face_offline_fails_first_naming_the_model(celebv, tmp_path):
-    with pytest.raises(ModelError, match="ViT-H-14"):
+def test_speech_to_face_offline_fails_first_naming_the_model(celebv, tmp_path, monkeypatch):
+    from s2v_lib import full
+
+    monkeypatch.delenv(full.UNCLIP_REPO_SETTING, raising=False)
+    with pytest.raises(ModelError, match=f"Stable unCLIP .*hf download {full.UNCLIP_REPO_MIRROR}"):
         S.run_speech_to_face(celebv, tmp_path / "x", device="cpu")
     assert not (tmp_path / "x").exists()  # nothing decoded or written before the models are there
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# under torchrun: the process group is joined, the caching sharded, rank 0 alone draws
+
+
+def _torchrun_worker(rank: int, world: int, port: int, root: str, out: str) -> None:
+    """What torchrun gives each process: RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT in the environment."""
+    torch.set_num_threads(1)
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), HF_HUB_OFFLINE="1")  # fmt: skip
+    from s2v_lib import full
+
+    generator = full.StableUnCLIPGenerator(full.build_stable_unclip_pipeline("tiny", seed=0), steps=2)
+    tiny = full.build_stable_unclip_pipeline("tiny", seed=0)
+    encoder = full.unclip_image_encoder(tiny)  # the tiny pipeline's own image tower (16-d)
+    torch.manual_seed(0)
+    speaker = S.ResemblyzerEncoder(hidden=16, layers=1, emb=8)
+    m = S.run_speech_to_face(root, out, image_encoder=encoder, generator=generator, speaker_encoder=speaker,
+                             device="cpu", frames_per_clip=2, n_show=2, n_images=1, workers=1, batch_clips=4)  # fmt: skip
+    import torch.distributed as dist
+
+    (Path(out) / f"rank{rank}.json").write_text(json.dumps({"metrics": m, "group_left": not dist.is_initialized()}))
+
+
+def test_speech_to_face_under_torchrun_shards_the_caching(celebv, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "run"
+    torch.multiprocessing.spawn(_torchrun_worker, args=(2, port, str(celebv), str(out)), nprocs=2, join=True)
+    r0, r1 = (json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert r1["metrics"] == {} and r0["metrics"]["clips"] == {"train": 12, "test": 4, "failed": 0, "absent": 2}
+    assert r0["group_left"] and r1["group_left"]  # it joined the group torchrun described, and left it
+    from s2v_lib.video import FeatureCache
+
+    cache = FeatureCache(out / "cache")
+    assert cache.meta["world_used"] == 2 and len(cache) == 16  # two shards, merged in index order
+    assert (out / "gallery.png").stat().st_size > 0 and (out / "face_map.safetensors").exists()
