@@ -10,7 +10,8 @@
    the shipped models' manifest). A copy whose key matches is reused; any other notebook is executed here (nbclient,
    toy profile, the same kernel) and kept for the next build.
 2. **Staging** in ``book/_build/src/``: ``book/*.md`` and ``book/_config.yml``, a table of contents listing every
-   ``notebooks/NN_name.ipynb`` in order, the executed notebooks at ``notebooks/NN_name.ipynb`` (the repository's own
+   ``notebooks/NN_name.ipynb`` in order and then the reference pages (paper guide, notation, glossary), the
+   executed notebooks at ``notebooks/NN_name.ipynb`` (the repository's own
    layout, so each page's Colab button opens the right notebook) with their ``solution`` cells folded behind a
    "show" toggle (``s2v_lib.course.book_copy``), and MathJax 3 under ``vendor/mathjax`` (formulas render offline).
 3. **Jupyter Book** builds the staged folder into ``book/_build/html``.
@@ -148,9 +149,15 @@ def vendor_mathjax(dest: Path) -> Path:
     return main
 
 
-def toc(notebooks: list[Path]) -> str:
-    chapters = "".join(f"  - file: notebooks/{p.stem}\n" for p in notebooks)
-    return f"# Written by scripts/build_book.py: every notebooks/NN_name.ipynb, in order.\nformat: jb-book\nroot: intro\nchapters:\n{chapters}"
+REFERENCE_PAGES = ("paper_guide", "notation", "glossary")  # book/<name>.md, listed after the chapters
+
+
+def toc(notebooks: list[Path], reference: tuple[str, ...] = REFERENCE_PAGES) -> str:
+    chapters = "".join(f"      - file: notebooks/{p.stem}\n" for p in notebooks)
+    pages = "".join(f"      - file: {name}\n" for name in reference if (BOOK / f"{name}.md").exists())
+    parts = f"  - caption: Chapters\n    chapters:\n{chapters}" + (f"  - caption: Reference\n    chapters:\n{pages}" if pages else "")
+    return ("# Written by scripts/build_book.py: every notebooks/NN_name.ipynb in order, then the reference pages.\n"
+            f"format: jb-book\nroot: intro\nparts:\n{parts}")  # fmt: skip
 
 
 def stage(executed: dict[Path, object], dest: Path = STAGE) -> Path:

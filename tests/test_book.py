@@ -22,6 +22,7 @@ import pytest
 from s2v_lib import course
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+REFERENCE_PAGES = ("paper_guide", "notation", "glossary")  # book/<name>.md, after the chapters (scripts/build_book.py)
 BUILD_BUDGET_S = 300
 RESOURCE_ATTRS = {("script", "src"), ("img", "src"), ("source", "src"), ("audio", "src"), ("link", "href"),
                   ("iframe", "src"), ("video", "src")}  # fmt: skip
@@ -159,3 +160,20 @@ def test_preface_renders_in_chromium(book):
     assert "How long each notebook takes" in dom and "Building this book" in dom
     for notebook in _chapters():  # the table of contents lists every chapter
         assert f"notebooks/{notebook.stem}.html" in dom
+    for name in REFERENCE_PAGES:  # ... and the reference pages
+        assert f"{name}.html" in dom, f"the table of contents does not list {name}"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install -y chromium)")
+@pytest.mark.parametrize("name", REFERENCE_PAGES)
+def test_reference_page_renders_in_chromium(book, name):
+    page = book["html"] / f"{name}.html"
+    assert page.exists(), f"no page for book/{name}.md"
+    dom = _dom(page)
+    title = (course.REPO_ROOT / "book" / f"{name}.md").read_text().splitlines()[0].lstrip("# ").strip()
+    assert any(title in h for h in _refs(dom).h1), (title, _refs(dom).h1)
+    assert "<mjx-merror" not in dom, f"{page.name}: MathJax could not parse a formula"
+    if name == "notation":
+        assert dom.count("<mjx-container") >= 10, "the notation page's symbols were not typeset"
+    problems = _problems(page, dom)
+    assert not problems, "\n".join(problems[:20])
