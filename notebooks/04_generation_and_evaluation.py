@@ -19,6 +19,9 @@
 # each claim into a number, and looks inside the audio encoder with Grad-CAM.
 #
 # **What you will learn**
+# - how an unCLIP-style diffusion generator is conditioned on an image embedding, one DDIM step written out, and
+#   classifier-free guidance, each checked against the toy generator's own code; the settings of the paper's
+#   Stable unCLIP;
 # - one interface for every generator: `generator.generate(embeddings, n, seed)`, diffusion and GAN alike;
 # - where the variety of the pictures comes from (the generator's noise), and how to measure it;
 # - the paper's metrics: retrieval R@k of generated pictures, Frechet distance (FID) and the Inception Score, and
@@ -38,9 +41,10 @@ if "google.colab" in sys.modules:  # on Colab: fetch the course once and install
 
     install_course("s2v-course")
 import numpy as np
-from IPython.display import Markdown, display
+import torch
+from IPython.display import Image, Markdown, display
 
-from s2v_lib import ablation, course, gradcam, metrics, registry, viz
+from s2v_lib import ablation, course, full, gradcam, metrics, registry, results, selfcheck, viz
 from s2v_lib import toyworld as tw
 from s2v_lib.data import build_toy_dataset, take_frames, truth_frame
 from s2v_lib.experiment import spectrograms
@@ -63,10 +67,118 @@ anchors = image_encoder.encode(true_frames)
 sound_embeddings = audio_encoder.embed(clips.audio.astype(np.float32))
 
 # %% [markdown]
-# ## 2. Two generators, one interface
+# ## 2. A generator primer: how a picture is drawn from an embedding
 #
-# The diffusion generator (unCLIP-style, 10 DDIM steps with classifier-free guidance) and the GAN (one forward pass)
-# read the same 128-d embedding. Four pictures per sound, one held-out sound per category:
+# The toy diffusion generator is built like the paper's Stable unCLIP, small enough to read: a UNet (a convolutional
+# network that maps a picture to a picture of the same size) that takes a noisy picture and returns a clean one,
+# told *which* picture by an image embedding. Notation: $I_0$ a clean picture, $I_t$ the same picture with noise
+# of level $t$ (from $t = 0$, clean, to $t = 1000$, pure noise), $v$ the conditioning embedding, $w$ the guidance
+# weight.
+#
+# ### Conditioning: the embedding joins the timestep
+#
+# A diffusion UNet is told the noise level $t$ through a *timestep embedding*, a vector added inside every residual
+# block of the network. unCLIP-style conditioning adds the image embedding to that same vector: a small MLP maps
+# $v$ to the timestep embedding's size and the two are summed (diffusers' `class_embed_type="identity"`), so every
+# block of the UNet hears both "how noisy" and "what to draw".
+
+# %%
+gen = registry.load_generator("toy-diffusion")
+t_emb = gen.unet.time_embedding(gen.unet.time_proj(torch.tensor([500])))  # the timestep embedding of t = 500
+c_emb = gen.cond_mlp(anchors[:1])  # the image embedding v, mapped by the conditioning MLP
+print(f"v: {tuple(anchors[:1].shape)} -> MLP -> {tuple(c_emb.shape)}, added to the timestep embedding "
+      f"{tuple(t_emb.shape)}; the UNet's blocks read the sum")  # fmt: skip
+
+# %% [markdown]
+# Two training tricks make this conditioning usable. **Condition dropout**: in one training step out of ten the
+# embedding is replaced by a learned **null embedding** $v_\varnothing$ (`gen.null_embed`), so the same network also
+# learns to draw *without* a condition. And unCLIP's **noise augmentation**: the conditioning embedding is
+# jittered with random noise in training, so the generator tolerates embeddings a little off the anchors (a
+# property that matters when it is fed audio embeddings).
+
+# %%
+print(f"null embedding v_null: {tuple(gen.null_embed.shape)}, length {gen.null_embed.norm():.2f} "
+      f"(an anchor's mean length: {anchors.norm(dim=1).mean():.2f}); noise augmentation scale {gen.cond_noise}")  # fmt: skip
+
+# %% [markdown]
+# ### One DDIM step
+#
+# Training noises a clean picture, $I_t = \sqrt{\alpha_t}\, I_0 + \sqrt{1 - \alpha_t}\, \varepsilon$ with
+# $\varepsilon \sim \mathcal{N}(0, \mathrm{I})$ and $\alpha_t$ falling from 1 to 0 as $t$ grows (a cosine
+# schedule), and the network learns to predict the clean picture, $\hat I_0 = G(I_t, t, v)$ (**x0-prediction**). To
+# draw, start from pure noise and walk down a few timesteps. **DDIM** (denoising diffusion implicit models, Song et
+# al. 2021) makes each step deterministic: from the prediction $\hat I_0$ it recovers the noise the picture must
+# contain, then re-noises $\hat I_0$ to the next, lower level $t'$:
+#
+# $$ \hat\varepsilon = \frac{I_t - \sqrt{\alpha_t}\, \hat I_0}{\sqrt{1 - \alpha_t}}, \qquad
+#    I_{t'} = \sqrt{\alpha_{t'}}\, \hat I_0 + \sqrt{1 - \alpha_{t'}}\, \hat\varepsilon . $$
+#
+# The toy generator takes 10 such steps, $t$ = 900, 800, ..., 0 (and $\alpha = 1$ after the last one).
+#
+# ### Classifier-free guidance
+#
+# Each step calls the network twice, with the embedding and with the null embedding, and moves *beyond* the
+# conditional prediction, away from the unconditional one, by the **guidance** weight $w$ (classifier-free guidance,
+# CFG, Ho & Salimans 2022):
+#
+# $$ \hat I_0^{(w)} = \hat I_0(v_\varnothing) + w\,\big(\hat I_0(v) - \hat I_0(v_\varnothing)\big). $$
+#
+# $w = 1$ is the conditional prediction alone; $w > 1$ trades variety for pictures that follow the condition more
+# closely (the toy generator uses $w = 2$). Here is the first step for four held-out frames' embeddings, by hand:
+
+# %%
+sched = gen.make_scheduler("ddim")
+sched.set_timesteps(10)
+t, t_next = sched.timesteps[0], sched.timesteps[1]
+v4 = anchors[:4]
+I_t = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))  # pure noise
+with torch.no_grad():
+    I0_cond = gen.denoise(I_t, t.expand(4), v4)  # the prediction given v
+    I0_null = gen.denoise(I_t, t.expand(4), gen.null_embed.expand_as(v4))  # given the null embedding
+w = 2.0
+I0 = (I0_null + w * (I0_cond - I0_null)).clamp(-1, 1)  # guidance, then keep the prediction in the picture's range
+
+# %%
+a_t, a_next = sched.alphas_cumprod[t], sched.alphas_cumprod[t_next]
+eps = (I_t - a_t.sqrt() * I0) / (1 - a_t).sqrt()  # the noise that I_t must contain
+I_next = a_next.sqrt() * I0 + (1 - a_next).sqrt() * eps  # the DDIM step from t to t'
+library = sched.step(I0, t, I_t).prev_sample  # what the library's sampler does with the same prediction
+print(f"t = {int(t)} -> t' = {int(t_next)}; by hand == diffusers' DDIM step: {torch.allclose(I_next, library, atol=1e-5)}")
+
+# %% [markdown]
+# The pieces of that step, for each of the four embeddings: the noise it starts from, the two predictions, the
+# guided one, and the picture at the next level. After ten such steps the prediction *is* the picture.
+
+# %%
+pieces = ((torch.stack([I_t, I0_null, I0_cond, I0, I_next], 1) + 1) / 2).clamp(0, 1).permute(0, 1, 3, 4, 2).numpy()
+fig = viz.image_grid(pieces, [tw.CATEGORY_NAMES[c] for c in clips.label[:4]],
+                     ["noise I_t", "pred. (null)", "pred. (v)", f"guided, w={w:g}", "I_t' (next)"])  # fmt: skip
+
+# %% [markdown]
+# ### The paper's generator: Stable unCLIP
+#
+# The full profile runs the same recipe at scale. Stable unCLIP 2.1 is a *latent* diffusion model: its UNet works on
+# 96 x 96 x 4 latents that a VAE (variational autoencoder) decodes into the picture, and it predicts a
+# "v" target (a mix of noise and picture) rather than $I_0$. The 1024-d OpenCLIP image embedding is normalised, noised
+# to a chosen `noise_level` (the authors use 0: no noise), joined by an embedding of that noise level and added to
+# the timestep embedding through a linear projection: the toy generator's mechanism. The unconditional branch of
+# guidance is the same call with that vector set to **zeros** (there is no learned null embedding) and an empty text
+# prompt, and guidance combines the two model outputs with the formula above. The authors' settings, as
+# `s2v_lib.full` uses them (the repository id is a setting, `S2V_UNCLIP_REPO`, since the original was removed from
+# the hub):
+
+# %%
+cfg = full.SD21_UNCLIP_CONFIGS
+size = cfg["unet"]["sample_size"] * 2 ** (len(cfg["vae"]["block_out_channels"]) - 1)  # latent size x VAE upsampling
+print(f"settings {full.UNCLIP_DEFAULTS}; prediction {cfg['scheduler']['prediction_type']}; pictures {size} x {size}; "
+      f"default repository {full.UNCLIP_REPO}")  # fmt: skip
+
+# %% [markdown]
+# ## 3. Two generators, one interface
+#
+# The diffusion generator (the loop of section 2: 10 DDIM steps with guidance 2) and the GAN (a generative
+# adversarial network: one forward pass from noise $z$ and the embedding) read the same 128-d embedding. Four
+# pictures per sound, one held-out sound per category:
 
 # %%
 rows = [int(np.flatnonzero(clips.label == c)[0]) for c in range(tw.N_CATEGORIES)]
@@ -84,7 +196,7 @@ for r, name in zip(rows[:3], names[:3]):
     display(viz.audio_player(clips.audio[r].astype(np.float32)))
 
 # %% [markdown]
-# ## 3. Measuring the pictures
+# ## 4. Measuring the pictures
 #
 # **Diversity** comes from the generator's noise $z$: the mean pairwise distance, in the image encoder's space,
 # between the $n$ pictures of one sound. **Retrieval R@k** of a generated picture: is the true frame among the $k$
@@ -110,7 +222,7 @@ display(Markdown(ablation.markdown_table(table)))
 # sample is small: compare rows of one table, never numbers across papers.
 
 # %% [markdown]
-# ## 4. The ablation: which choices matter
+# ## 5. The ablation: which choices matter
 #
 # `s2v ablate --out runs/ablate` trains one audio encoder per loss and per frame choice on the same 4,000 clips,
 # draws every held-out sound with both generators, and adds the oracles (the true frame's embedding) and real
@@ -141,7 +253,16 @@ print(result["checks"])
 #   than that are noise.
 
 # %% [markdown]
-# ## 5. Grad-CAM: which part of the sound drew the picture?
+# The pictures behind the table: held-out sounds drawn by each row's audio encoder (the figure `s2v ablate` writes
+# next to its table).
+
+# %%
+grid_path = results.results_dir("ablate") / "ablation_grid.png"
+print(f"from {grid_path.relative_to(course.REPO_ROOT)}")
+display(Image(filename=str(grid_path)))
+
+# %% [markdown]
+# ## 6. Grad-CAM: which part of the sound drew the picture?
 #
 # Grad-CAM weights the feature maps $A_k$ of a convolutional layer by the mean gradient of a score $s$:
 #
@@ -157,7 +278,7 @@ fig = viz.gradcam_figure(specs[rows], maps, one_each, names, title="Grad-CAM ove
 print(gradcam.band_energy(maps, specs[rows]))
 
 # %% [markdown]
-# ## 6. Bad input
+# ## 7. Bad input
 #
 # A generator refuses embeddings with NaN in them (e.g. from a broken recording) instead of drawing noise; a silent
 # file is refused when it is read (`audio.load_audio`), and `s2v generate` reports it and goes on with the others.
@@ -173,10 +294,16 @@ except ValueError as err:
 # %% [markdown]
 # ## Summary
 #
+# - An unCLIP-style diffusion generator hears the image embedding through its timestep embedding; it draws by
+#   repeated DDIM steps from a prediction of the clean picture, and classifier-free guidance pushes each prediction
+#   away from the one made with the null embedding. Stable unCLIP does the same at 768 x 768, with zeros as the
+#   unconditional embedding.
 # - Any generator built for the image encoder's space draws from the aligned audio embedding unchanged; the
 #   diffusion model and the GAN differ in picture quality, not in how they are driven.
 # - Variety comes from the generator's noise; diversity, FID and the judge's scores measure it and its cost.
-# - The oracle row is the ceiling for any audio encoder; real frames are the floor of the distribution metrics.
+# - The oracle rows (the generator fed the true frames' embeddings) and the real frames are references to read
+#   the other rows against, not bounds: a sound's embedding can land where the generator draws more clearly than
+#   from a real frame's embedding, and the table shows where that happens.
 # - The ablation puts a number on each choice of the paper; read it row against row, with the checks printed.
 # - Grad-CAM shows which time-frequency regions pushed the embedding towards the picture that was drawn.
 #
@@ -186,7 +313,14 @@ except ValueError as err:
 #    pictures for guidance 1, 2 and 4 (`generate(..., guidance=g)`).
 # 2. Explain the GAN's pictures with Grad-CAM too. Are the maps the same as for the diffusion pictures? Why might
 #    they be?
-# 3. Which categories fail most often with each generator? Score each category on its own.
+# 3. Which categories fail most often with each generator? Score each category on its own, and check one
+#    generator's scores with `selfcheck.check_per_category(scores, predicted, clips.label)`, where `predicted` is
+#    the category the judge finds most probable in each picture (`metrics.judged_category(judge.judge(pictures))`
+#    gives it for pictures `[B, n, H, W, 3]`; use the first picture of each sound).
+# 4. **The sampler, written out.** Write `sample(embeds, seed, steps=10, w=2.0)`: start from
+#    `torch.randn(B, 3, 32, 32, generator=torch.Generator().manual_seed(seed))`, walk down `sched.timesteps` with
+#    the guidance formula and the DDIM step of section 2, and return the last $I_t$ (the pictures, in $[-1, 1]$). Check it with
+#    `selfcheck.check_ddim_sampler(sample(e, 0), e, gen, seed=0)` for a few sound embeddings `e`.
 
 # %% tags=["solution"]
 # Solution 1: more guidance, pictures closer to the condition and to each other.
@@ -205,10 +339,36 @@ print(f"mean |diffusion map - GAN map| = {np.abs(maps - gan_maps).mean():.3f}")
 fig = viz.gradcam_figure(specs[rows], gan_maps, drawn["toy-gan"][:, 0], names, title="Grad-CAM, GAN pictures")
 
 # %% tags=["solution"]
-# Solution 3: accuracy per category for each generator.
+# Solution 3: per category, the share of pictures whose most probable category (the judge's top-1) is the sound's.
 for name in ("toy-diffusion", "toy-gan"):
-    per = [
-        metrics.judged_scores(judge, pictures[name][clips.label == c], clips.label[clips.label == c])["accuracy"]
-        for c in range(tw.N_CATEGORIES)
-    ]
-    print(f"{name:14s}", " ".join(f"{n[:5]:>5s} {a:.2f}" for n, a in zip(tw.CATEGORY_NAMES, per)))
+    predicted = metrics.judged_category(judge.judge(pictures[name][:, 0]))
+    scores = [np.mean(predicted[clips.label == c] == c) for c in range(tw.N_CATEGORIES)]
+    print(f"{name:14s}", " ".join(f"{n[:5]:>5s} {a:.2f}" for n, a in zip(tw.CATEGORY_NAMES, scores)))
+selfcheck.check_per_category(scores, predicted, clips.label)
+
+
+# %% tags=["solution"]
+# Solution 4: the toy generator's sampler, step by step (section 2's step inside a loop).
+def sample(embeds, seed, steps=10, w=2.0):
+    sched = gen.make_scheduler("ddim")
+    sched.set_timesteps(steps)
+    I_t = torch.randn(len(embeds), 3, 32, 32, generator=torch.Generator().manual_seed(seed))  # pure noise
+    null = gen.null_embed.expand_as(embeds)
+    with torch.no_grad():
+        for t in sched.timesteps:
+            tt = t.expand(len(I_t))
+            I0_null = gen.denoise(I_t, tt, null)
+            I0 = I0_null + w * (gen.denoise(I_t, tt, embeds) - I0_null)  # guidance
+            I_t = sched.step(I0.clamp(-1, 1), t, I_t).prev_sample  # the DDIM step to the next level
+    return I_t
+
+
+selfcheck.check_ddim_sampler(sample(sound_embeddings[:4], 0), sound_embeddings[:4], gen, seed=0)
+
+# %% [markdown]
+# ## Next
+#
+# A sound now gives a picture, and the pictures can be measured: the judge reads category, size and shade, and
+# every choice of the method has a row in the table. If the picture follows the sound, then changing the sound
+# should change the picture in the same way: a louder sound, a bigger object; two sounds mixed, two objects.
+# Notebook 05 edits sounds and embeddings and measures what the pictures do.
