@@ -59,7 +59,7 @@ info = course.setup_notebook()
 # `prepare_experiment` builds toy clips, splits them into training, validation and held-out test clips, turns every
 # sound into a spectrogram, and runs notebook 02's frame selection over the training clips: each keeps its
 # sound-source-localisation (SSL) top-1 frame, and clips whose source is never seen are dropped. The frozen image
-# encoder embeds the chosen frames: these embeddings $v_i$ are the targets, the anchors.
+# encoder embeds the chosen frames: these embeddings $v_i$, the anchors, are what each sound is trained against.
 
 # %%
 exp = experiment.prepare_experiment(n_train=700, n_val=120, n_test=200, ssl_select=True)

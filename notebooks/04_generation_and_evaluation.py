@@ -159,7 +159,7 @@ fig = viz.image_grid(pieces, [tw.CATEGORY_NAMES[c] for c in clips.label[:4]],
 #
 # The full profile runs the same recipe at scale. Stable unCLIP 2.1 is a *latent* diffusion model: its UNet works on
 # 96 x 96 x 4 latents that a VAE (variational autoencoder) decodes into the picture, and it predicts a
-# "v" target (a mix of noise and picture) rather than $I_0$. The 1024-d OpenCLIP image embedding is normalised, noised
+# "v" (a mix of noise and picture) rather than $I_0$. The 1024-d OpenCLIP image embedding is normalised, noised
 # to a chosen `noise_level` (the authors use 0: no noise), joined by an embedding of that noise level and added to
 # the timestep embedding through a linear projection: the toy generator's mechanism. The unconditional branch of
 # guidance is the same call with that vector set to **zeros** (there is no learned null embedding) and an empty text
