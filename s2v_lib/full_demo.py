@@ -114,7 +114,7 @@ def _validate(model, specs, anchors, loss_name: str, batch_size: int, device, ch
 
 
 def run_full_demo(out, cfg: DemoConfig, force: bool, data: str | Path | None = None, anchor: str | None = None,
-                  repo: str | None = None) -> dict:  # fmt: skip
+                  repo: str | None = None, n_eval: int = FULL_EVAL_IMAGES) -> dict:  # fmt: skip
     """The full profile on real clips: ``S2V_PROFILE=full s2v demo --data DIR`` (also under ``torchrun``).
 
     ``DIR`` is a VGGSound/VEGAS-style folder (``s2v_lib.video``): mp4 clips at any depth, named as the official index
@@ -137,8 +137,9 @@ def run_full_demo(out, cfg: DemoConfig, force: bool, data: str | Path | None = N
        paper: 50), autocast in the card's fast half type (bf16, or fp16 with a GradScaler on a T4), checkpointed to
        ``OUT/audio_encoder.ckpt`` every epoch (a run stopped midway resumes; ``--force`` starts afresh);
     4. rank 0 alone loads the generator (reusing the anchor encoder's ViT-H) and measures on the held-out clips:
-       audio -> frame retrieval R@1/5/10 and same-label@1; draws up to 64 held-out sounds (and, as the oracle, their
-       true frames' embeddings) at the authors' settings, and scores the pictures with the frozen image encoder:
+       audio -> frame retrieval R@1/5/10 and same-label@1; draws up to ``n_eval`` (64) held-out sounds (and, as the
+       oracle, their true frames' embeddings) at the authors' settings (on a T4 each picture takes seconds: pass
+       fewer there), and scores the pictures with the frozen image encoder:
        ``gen_accuracy`` = share whose nearest held-out frame has the sound's label, ``gen_r_at_k`` = retrieval of
        the true frame from the picture;
     5. write ``metrics.json`` (with each stage's time and peak memory), ``gallery.png`` (one held-out sound per
@@ -275,7 +276,7 @@ def run_full_demo(out, cfg: DemoConfig, force: bool, data: str | Path | None = N
     gen_in = emb  # direction-only losses: put the audio embeddings on the anchors' norm before generating
     if cfg.loss in DIRECTION_ONLY:
         gen_in = match_anchor_norm(emb, torch.from_numpy(np.array(train.embeds[:, 0], np.float32)))
-    n_eval = min(len(test), FULL_EVAL_IMAGES)
+    n_eval = min(len(test), n_eval)
     scored = {}
     with clock("generate"):
         for kind, e in (("gen", gen_in[:n_eval]), ("oracle", anchors[:n_eval])):
