@@ -3,7 +3,7 @@
     folder = VideoFolder("vggsound/video", index="vggsound.csv", split="train")
     clip = folder.load(0)          # DecodedClip: audio float32 [160000] (10 s, 16 kHz mono), frames uint8 [100, H, W, 3]
     ssl = read_topk_json("top1_boxes_top10_moments.json")
-    cache = precompute_features(folder, load_image_encoder("openclip-vit-h-14", "cuda"), "cache/vggsound-train", topk=ssl)
+    cache = precompute_features(folder, full.load_unclip_image_encoder(), "cache/vggsound-train", topk=ssl)
     cache.embeds[i, 0]             # the SSL-selected frame's image embedding of clip cache.ids[i]
 
 **Index.** :func:`read_index` reads the CSV (``youtube_id, start_seconds, label, split``; VGGSound's has no header,
@@ -13,27 +13,36 @@ others name their columns - both are accepted, and an unquoted label containing 
 scans the folder once (recursively) and tries, for each clip, the known names in turn:
 ``{id}_{start:06d}`` (the Hugging Face mirror), ``{id}_{start}_{start+10}``, ``{id}_{start_ms}_{end_ms}`` (the key of
 the authors' SSL JSON), ``{id}_{start}``, and ``{id}`` (a full video: the clip is cut from ``start``, unless the file is
-shorter than that, when it is taken as already cut). Extensions: mp4, mkv, webm, avi, mov, m4v.
+shorter than that, when it is taken as already cut). Extensions: mp4, mkv, webm, avi, mov, m4v. Many indexed videos
+are gone: :meth:`VideoFolder.existing` / :meth:`VideoFolder.missing` tell them apart, so that clips are drawn from
+files that exist. Without a CSV, ids come from the file names and labels (and splits) from the folder names
+(:func:`folder_label`: VEGAS keeps one folder per category).
 
 **Decoding** (:func:`decode_clip`, PyAV): audio to float32 mono (channel mean) at 16 kHz, exactly 10 s - shorter
 tracks are *tiled* (as the authors do) and longer ones cut; frames at 10 fps whatever the source rate: sampled frame i
 is the source frame *on screen* at ``i / 10`` s (repeating frames when the source has fewer than 10 per second, and
 tiling the video like the audio when it is shorter than 10 s), so the authors' frame numbers (10 fps, 0-99) are always
-valid. The true frame rate, frame count and durations are recorded. Missing, empty, corrupt or track-less files raise
+valid. Frames keep the file's size (clips come in several aspect ratios), or are resized to a short side of ``size``.
+The true frame rate, frame count and durations are recorded. Missing, empty, corrupt or track-less files raise
 :class:`VideoError`, one line naming the file.
 
 **Caches.** :func:`precompute_features` decodes each clip once, picks its frames (SSL top-1 / top-k from the JSON, or the
-middle frame), encodes them with the frozen image encoder and writes a :class:`FeatureCache` folder of ``.npy`` arrays
-(memory-mappable: embeddings, frame numbers, optionally 16 kHz float16 audio) so that training reads features, not
-videos. Clips that fail are listed, with the reason, in the cache's ``meta["failed"]``. Work can be split by rank
-(``s2v_lib.distributed``) with a result identical to one process.
+middle frame), encodes them with the frozen image encoder (pictures of several sizes in one batch:
+:func:`encode_frames`) and writes a :class:`FeatureCache` folder of ``.npy`` arrays (memory-mappable: embeddings,
+frame numbers, optionally 16 kHz float16 audio) so that training reads features, not videos. Rows go to disk as they
+come (:class:`CacheWriter`): memory stays flat however many clips (measured: docs/full_profile.md), and a cache
+folder only appears complete. Clips that fail are listed, with the reason, in the cache's ``meta["failed"]`` and
+counted by kind in ``meta["failure_counts"]``. Work can be split by rank (``s2v_lib.distributed``) with a result
+identical to one process.
 
 **SSL JSON.** :func:`write_topk_json` / :func:`read_topk_json`: ``{clip_id: {"top1_box": [x0, y0, x1, y1],
 "top10_moments": [frame numbers, best first]}}``. The reader also accepts the authors' released
 ``top1_boxes_top10_moments.json``, a two-element list ``[{clip_id: box}, {clip_id: [10 frame numbers]}]`` (an
 inference from third-party code that reads element ``[1]`` as the moments; the file itself is not available here),
 and a plain ``{clip_id: [frame numbers]}``. Clip ids are the authors' keys, ``{youtube_id}_{start_ms}_{end_ms}``
-(e.g. ``9fhhMaXTraI_44000_54000``), so their file applies as is. The SSL scores come from ``s2v_lib.ssl``:
+(e.g. ``9fhhMaXTraI_44000_54000``), so their file applies as is. Frame numbers are 0-based inside the library; the
+authors' file is read as numbered from 1 unless its content says otherwise (:func:`read_topk_json` states what it
+decided and why). Malformed entries are skipped and counted, not fatal. The SSL scores come from ``s2v_lib.ssl``:
 :func:`topk_entry` turns one clip's per-frame scores (and boxes) into an entry.
 """
 
