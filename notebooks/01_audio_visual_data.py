@@ -39,11 +39,13 @@ if "google.colab" in sys.modules:  # on Colab: fetch the course once and install
     install_course("s2v-course")
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from IPython.display import display
 
 from s2v_lib import course, data, video, viz
 from s2v_lib import toyworld as tw
 from s2v_lib.audio import FrontEnd
+from s2v_lib.metrics import spearman
 
 info = course.setup_notebook()
 
@@ -121,11 +123,15 @@ print(f"it shows the source in {ds.visible[np.arange(len(ds)), best].mean():.0%}
 # $$ \text{size} = r_{\min} + (r_{\max} - r_{\min})\,\frac{L - L_{\min}}{L_{\max} - L_{\min}}, \qquad
 #    \text{shade} = 0.32 + 0.40\,p, \qquad \#\text{objects} = \#\text{events}, $$
 #
-# where $L \in [-24, -6]$ dBFS is the source's loudness (RMS while it sounds) and $p \in [0, 1]$ its pitch.
-# A nearer source is louder and looks bigger; a higher pitch gives a lighter shade.
+# where $L \in [L_{\min}, L_{\max}]$ is the source's loudness in dBFS (decibels relative to full scale: 0 dBFS is the
+# loudest a recording can hold, $\pm 1$; the RMS level while it sounds) and $p \in [0, 1]$ its pitch. A nearer
+# source is louder and looks bigger; a higher pitch gives a lighter shade.
 
 # %%
-ties = [[tw.render_object(5, tw.loudness_to_size(L), 0.5) for L in np.linspace(-24, -6, 5)],
+L_min, L_max = tw.LOUDNESS_RANGE_DB
+print(f"loudness range {L_min:.0f} .. {L_max:.0f} dBFS -> object size {tw.SIZE_RANGE[0]} .. {tw.SIZE_RANGE[1]} px; "
+      f"room noise {tw.NOISE_FLOOR_DB:.0f} dBFS")
+ties = [[tw.render_object(5, tw.loudness_to_size(L), 0.5) for L in np.linspace(L_min, L_max, 5)],
         [tw.render_object(5, 5.0, tw.pitch_to_shade(p)) for p in np.linspace(0, 1, 5)],
         [tw.render_object(5, 3.5, 0.5, n_objects=k, seed=s) for k, s in ((1, 0), (2, 0), (3, 0), (2, 1), (3, 1))]]  # fmt: skip
 fig = viz.image_grid(np.array(ties), ["quiet -> loud", "low -> high pitch", "events: 1 2 3 2 3"])
@@ -144,33 +150,47 @@ axes[1].set(xlabel="pitch", ylabel="colour shade (lightness)")
 fig.tight_layout()
 
 # %% [markdown]
-# Listen to the tie: the same siren, quiet and loud, over the same room noise.
+# Like a real recording, every toy clip stays within full scale: its loudest sample is below 1 (the authors clip
+# anything beyond).
+
+# %%
+print(f"largest |sample| over the 600 clips: {np.abs(ds.audio.astype(np.float32)).max():.2f}")
+
+# %% [markdown]
+# Listen to the tie: the same siren, quiet and loud, in the same room.
 
 # %%
 room = tw.noise_floor(np.random.default_rng(0))
-quiet = room + tw.synth_source(5, 0.5, -24.0, 2, np.random.default_rng(1))
-loud = room + tw.synth_source(5, 0.5, -6.0, 2, np.random.default_rng(1))
+quiet = room + tw.synth_source(5, 0.5, L_min, 2, np.random.default_rng(1))
+loud = room + tw.synth_source(5, 0.5, L_max, 2, np.random.default_rng(1))
 viz.audio_player(np.concatenate([quiet, loud]))  # one player: 2 s quiet, then 2 s loud
 
 # %% [markdown]
-# The hiss stays the same; the siren gets louder, and stands further above it. That distance is what the audio
-# encoder gets to see, as the next section shows.
+# ## 4. The paper's front end: a log power spectral density, z-scored
 #
-# ## 4. The paper's front end: log-power spectrograms
+# The audio encoder sees a sound as an image. The authors' data loader computes it in five steps (paper guide,
+# step 3), which `FrontEnd` reproduces exactly (checked against scipy in the tests):
 #
-# The audio encoder sees a sound as an image: the short-time Fourier transform $X$ of the waveform $x$ (window
-# length $N$, hop $H$, Hann window $w$), its log power, and a per-clip z-score, as in the authors' code:
+# 1. tile a short clip and cut it to the clip length (10 s in the paper);
+# 2. clip the samples to $[-1, 1]$;
+# 3. cut the waveform $x$ into segments of $N = 512$ samples every $H = 159$, remove each segment's mean, multiply
+#    it by a Tukey window $w$ (flat, with cosine tapers at both ends) and take its Fourier transform; the **power
+#    spectral density** is
+#    $$ S(t, k) = \frac{2\,\big|\sum_{n} w[n]\,x_t[n]\,e^{-2\pi i k n/N}\big|^2}{f_s \sum_n w[n]^2}, $$
+#    scipy's `spectrogram` default ($f_s$ = 16,000 samples per second; the factor 2 folds in the negative
+#    frequencies);
+# 4. $L = \log(S + 10^{-7})$;
+# 5. a per-clip z-score: $\tilde L = (L - \operatorname{mean} L) / (\operatorname{std} L + 10^{-9})$.
 #
-# $$ X(t, k) = \sum_{n=0}^{N-1} x[tH + n]\, w[n]\, e^{-2\pi i k n / N}, \qquad
-#    S = \log\big(|X|^2 + 10^{-7}\big), \qquad \tilde S = \frac{S - \operatorname{mean}(S)}{\operatorname{std}(S)}. $$
-#
-# The paper uses $N = 512$, $H = 159$ on 10 s at 16 kHz; the toy preset scales them to the 2-s clips.
+# The `toy` preset applies the same formula to the 2-s clips, with segments every 448 samples on the clip padded
+# with 160 zeros at each end, so that consecutive windows overlap by their tapers and every sample is heard.
 
 # %%
 for preset in ("toy", "paper"):
     fe = FrontEnd.preset(preset)
-    print(f"{preset:5s}: {fe.clip_seconds:.0f} s, window {fe.n_fft}, hop {fe.hop_length} -> "
-          f"{fe.shape[0]} frequencies x {fe.shape[1]} time steps")
+    print(f"{preset:5s}: {fe.clip_seconds:.0f} s, segments of {fe.nperseg} every {fe.hop} samples -> "
+          f"{fe.shape[0]} frequencies x {fe.shape[1]} time steps; least window weight of any sample "
+          f"{fe.coverage().min():.2f}")
 
 # %%
 front_end = FrontEnd.preset("toy")
@@ -180,35 +200,49 @@ for ax, spec, name in zip(axes, specs, tw.CATEGORY_NAMES):
     viz.show_spectrogram(ax, spec, name)
 
 # %% [markdown]
-# **What the z-score does to loudness.** Scaling a whole recording by $a$ adds $2\log a$ to every bin of $S$
-# (where $|X|^2 \gg 10^{-7}$), and the z-score removes any constant: the level of the *recording* is gone, which is
-# what we want (the same scene recorded by a quieter microphone). But every toy clip has the same room noise at the
-# same level, so a louder *source* stands further above that floor, and the z-scored image keeps the difference:
+# The frequency resolution is $f_s / N \approx 31$ Hz per bin, fine enough to see each category's pitch range: the
+# drum, the lowest sound, at its lowest and highest pitch:
 
 # %%
-whole = front_end(np.stack([loud, loud * 4]))
-print(f"whole clip x4: mean |change| {(whole[0] - whole[1]).abs().mean():.3f} (z units)")
+freqs = np.arange(front_end.shape[0]) * front_end.sample_rate / front_end.nperseg
+for pitch in (0.0, 1.0):
+    drum = tw.synth_source(tw.category_index("drum"), pitch, -25.0, 1, np.random.default_rng(0), events=[(0.1, 1.8)])
+    psd = front_end.power_density(drum.astype(np.float32))[0].mean(-1).numpy()
+    print(f"drum at pitch {pitch:.0f}: strongest frequency {freqs[psd.argmax()]:.0f} Hz")
+
+# %% [markdown]
+# **What the z-score does to loudness.** Step 3 measures *density*: for a clip at an ordinary level most bins sit
+# near $10^{-7}$, the constant added in step 4. That constant is an absolute floor: a quieter clip puts more of its
+# bins on it, so scaling a whole recording changes the z-scored picture, not only its offset. (If the power were
+# far above the floor everywhere, $\log(a^2 S) = \log S + 2 \log a$ and the z-score would remove the gain
+# completely.) Measured on the two sirens above and on the loud one made 12 dB louder as a whole:
+
+# %%
 pair = front_end(np.stack([quiet, loud]))
-print(f"source -24 -> -6 dBFS over the same room: mean |change| {(pair[0] - pair[1]).abs().mean():.3f}")
+whole = front_end(np.stack([loud, loud * 4]))
+at_floor = [float((front_end.power_density(x.astype(np.float32)) < 1e-7).float().mean()) for x in (quiet, loud)]
+print(f"share of bins below the 1e-7 floor: quiet siren {at_floor[0]:.0%}, loud siren {at_floor[1]:.0%}")
+print(f"source {L_min:.0f} -> {L_max:.0f} dBFS in the same room: mean |change| {(pair[0] - pair[1]).abs().mean():.3f} (z units)")
+print(f"the whole loud clip x4 (+12 dB): mean |change| {(whole[0] - whole[1]).abs().mean():.3f}")
 fig, axes = plt.subplots(1, 2, figsize=(6, 2))
 viz.show_spectrogram(axes[0], pair[0], "quiet siren (z-scored)")
 viz.show_spectrogram(axes[1], pair[1], "loud siren (z-scored)")
 
 # %% [markdown]
-# Measured on the 600 clips: the z-scored level of the room (its 10% quantile) sinks as the source gets louder, so
-# the loudness survives, though blurred by the category and the number of events. A fixed ("global") normalisation
-# keeps the absolute level and ties it to loudness much more tightly: try it in exercise 2.
+# Measured on the 600 clips: the share of a clip's bins that stand above the floor grows with the source's
+# loudness, whatever its category. The room noise of the toy world sits below the floor, so it is not what keeps
+# the cue: the floor of the formula does. `s2v control` measures how far the trained encoder's pictures follow it
+# (notebook 05).
 
 # %%
-z = front_end(ds.audio.astype(np.float32))
-room_level = z.flatten(1).quantile(0.1, dim=1).numpy()
-print(f"correlation of loudness with the room's z-level: {np.corrcoef(ds.loudness_db, room_level)[0, 1]:.2f}")
+psd = torch.cat([front_end.power_density(ds.audio[k : k + 200].astype(np.float32)) for k in range(0, len(ds), 200)])
+above = (psd > 1e-7).flatten(1).float().mean(1).numpy()
+print(f"Spearman correlation of loudness with the share of bins above the floor: {spearman(ds.loudness_db, above):.2f}")
 fig, ax = plt.subplots(figsize=(4, 3))
-ax.scatter(ds.loudness_db, room_level, s=6)
-ax.set(xlabel="source loudness (dBFS)", ylabel="room level after z-score")
+ax.scatter(ds.loudness_db, above, s=6, c=ds.label, cmap="tab10")
+ax.set(xlabel="source loudness (dBFS)", ylabel="share of bins above 1e-7")
 fig.tight_layout()
 
-# %% [markdown]
 # ## 5. Real data: VGGSound and VEGAS folders
 #
 # A real data set is a folder of video files plus an index. VGGSound's index is a CSV *without* a header:
@@ -273,15 +307,17 @@ for record in video.records_from_files(root / "video"):
 #   of a good frame: frame choice matters (notebook 02).
 # - Loudness, pitch and number of events are tied to size, shade and number of objects, so manipulating a sound
 #   should manipulate the picture (notebook 05).
-# - The paper's front end is $\log(|X|^2 + 10^{-7})$, z-scored per clip: it forgets the level of the recording but
-#   keeps how far a source stands above a shared background.
+# - The paper's front end is the log of a power spectral density plus $10^{-7}$, z-scored per clip. Because the
+#   density sits near that floor at ordinary levels, the z-score does not erase loudness: a louder clip stands
+#   further above an absolute floor.
 # - Real VGGSound/VEGAS folders load with the same code: 10 s of 16 kHz audio and 100 frames per clip.
 #
 # ## Exercises
 #
 # 1. Which categories are most often hidden in the middle frame? Compute the share per category.
 # 2. Build the front end with `FrontEnd(normalize="global")` (fixed statistics instead of per clip) and correlate
-#    the spectrogram's 99% quantile with the loudness. Compare with the per-clip z-score.
+#    the spectrogram's 99% quantile with the loudness. Compare with the per-clip z-score: how much of the loudness
+#    does the per-clip z-score keep?
 # 3. Many data sets come with an index that *has* a header row. Write the index of the folder above as
 #    `video_id,start,label,split` with a header and check that `video.read_index` reads the same records.
 

@@ -14,19 +14,35 @@ import numpy as np
 import torch
 from torch import nn
 from torchvision.models import resnet18
+from torchvision.models.resnet import BasicBlock
 
 from .audio import FrontEnd
 
 
+def resnet18_backbone(width: int = 64, in_channels: int = 1) -> nn.Module:
+    """torchvision's ResNet-18 (BasicBlocks, [2, 2, 2, 2]) with a ``in_channels``-channel first convolution and no
+    classifier: [B, C, F, T] -> [B, 8 * width]. ``width`` 64 is the paper's network; a smaller width scales every
+    layer's channels (same modules, same parameter names)."""
+    net = resnet18(weights=None)
+    if width != 64:
+        net.inplanes = width
+        net.bn1 = nn.BatchNorm2d(width)
+        net.layer1 = net._make_layer(BasicBlock, width, 2)
+        net.layer2 = net._make_layer(BasicBlock, 2 * width, 2, stride=2)
+        net.layer3 = net._make_layer(BasicBlock, 4 * width, 2, stride=2)
+        net.layer4 = net._make_layer(BasicBlock, 8 * width, 2, stride=2)
+    net.conv1 = nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False)
+    net.fc = nn.Identity()
+    return net
+
+
 class AudioEncoder(nn.Module):
-    def __init__(self, emb_dim: int = 128, hidden: int = 512, front_end: str = "toy"):
+    def __init__(self, emb_dim: int = 128, hidden: int = 512, front_end: str = "toy", width: int = 64):
         super().__init__()
-        self.config = {"emb_dim": emb_dim, "hidden": hidden, "front_end": front_end}
+        self.config = {"emb_dim": emb_dim, "hidden": hidden, "front_end": front_end, "width": width}
         self.front_end = FrontEnd.preset(front_end)
-        self.backbone = resnet18(weights=None)
-        self.backbone.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.backbone.fc = nn.Identity()
-        self.head = nn.Sequential(nn.Linear(512, hidden), nn.ReLU(), nn.Linear(hidden, emb_dim))
+        self.backbone = resnet18_backbone(width)
+        self.head = nn.Sequential(nn.Linear(8 * width, hidden), nn.ReLU(), nn.Linear(hidden, emb_dim))
 
     @classmethod
     def paper(cls) -> AudioEncoder:

@@ -8,12 +8,15 @@ The paper shows that simple edits change the picture in the expected way; ``s2v_
 * :func:`mix` - two sounds at a ratio, ``(1 - r) a + r g b``, optionally with the gain ``g`` of one component changed
   (the paper's "mix, then make one source louder or quieter").
 
-**The volume cue and the z-scored front end.** The paper's front end z-scores every spectrogram (``audio.FrontEnd``),
-so a gain applied to a *whole* recording is invisible to the audio encoder: ``log |c X|^2 = log |X|^2 + 2 log c`` is
-a constant shift of every bin, and the z-score subtracts it. Loudness survives only *relative to something else in
-the clip*. The toy world keeps the cue that way: every clip shares the same ambient noise floor, so a louder source
-stands further above the floor. To make a toy source louder we therefore change the source against the fixed floor
-(:class:`ToyStems`, :func:`toy_stems`), as moving a real source nearer would, not the whole waveform.
+**The volume cue and the z-scored front end.** The paper's front end z-scores every spectrogram (``audio.FrontEnd``)
+but measures a power spectral *density* against an absolute floor, ``log(S + 1e-7)``; at ordinary levels most bins
+sit near that floor, so a gain applied to a *whole* recording changes the z-scored image (a quieter clip puts more
+bins on the floor), and the loudness cue survives (``s2v control`` measures it: ``frontend_dz_per_db_*`` for the
+front end itself, ``volume_size_spearman_whole_clip`` for the pictures). Only a front end far above its floor
+(raw ``|STFT|^2``) would turn a whole-clip gain into the constant shift ``2 log c`` that the z-score removes.
+Two volume edits are offered: :func:`apply_gain` on the whole waveform (a nearer recorder), and
+:class:`ToyStems` / :func:`toy_stems`, which take a toy clip apart into its source and its ambient floor so that
+the source alone gets louder against the unchanged room (a nearer source), as the toy world's loudness tie means.
 
 **Latent operations** in the frozen image encoder's embedding space:
 
@@ -28,8 +31,8 @@ stands further above the floor. To make a toy source louder we therefore change 
   longer to the shorter; ``"error"`` raises ``ValueError``;
 * a gain or mix whose peak exceeds 1.0 (0 dBFS): ``on_clip="warn"`` (default) hard-clips to [-1, 1] with a
   :class:`ClippingWarning`, as a recorder or a 16-bit file would; ``"error"`` raises ``ValueError``; ``"keep"``
-  keeps floating-point samples above 1 (the toy world is floating-point audio with no ceiling: its loud drums peak
-  near 4, so its own edits use ``"keep"``);
+  keeps floating-point samples above 1 (the front end clips them to [-1, 1], as the authors do; the toy world's own
+  clips stay within full scale, but a +18 dB edit of a loud drum does not, so its edits use ``"keep"``);
 * interpolation weights or mixing ratios outside [0, 1] (or NaN): ``ValueError`` (extrapolation is not interpolation;
   use :func:`edit_embedding` to move beyond an embedding on purpose).
 """
@@ -93,8 +96,8 @@ def _limit(wave: np.ndarray, on_clip: str, what: str) -> np.ndarray:
 def apply_gain(wave: np.ndarray, db: float, on_clip: str = "warn") -> np.ndarray:
     """``wave * 10^(db/20)`` as float32. Samples pushed above 0 dBFS are handled by ``on_clip`` (module docstring).
 
-    Applied to a whole recording this changes nothing a z-scored front end can see; apply it to one source against
-    a fixed background (:meth:`ToyStems.render`) to change the loudness cue."""
+    Applied to a whole recording it moves every bin against the front end's absolute floor (module docstring); apply
+    it to one source against a fixed background (:meth:`ToyStems.render`) to move the source nearer in its room."""
     out = np.asarray(wave, dtype=np.float64) * db_to_gain(db)
     return _limit(out, on_clip, f"a gain of {db:+.1f} dB").astype(np.float32)
 
@@ -151,8 +154,8 @@ class ToyStems:
         return self.clip.sources[0].loudness_db
 
     def render(self, gain_db: float = 0.0) -> np.ndarray:
-        """The clip with its source ``gain_db`` louder against the unchanged floor (the volume edit that a z-scored
-        front end *can* see). Floating-point, no clipping: the world itself has no 0 dBFS ceiling."""
+        """The clip with its source ``gain_db`` louder against the unchanged floor (a nearer source in the same room).
+        Floating-point, no clipping here (the front end clips to [-1, 1], as the authors do)."""
         return (self.floor + apply_gain(self.source, gain_db, on_clip="keep")).astype(np.float32)
 
     def mixed_with(self, other: ToyStems, gain_db: float = 0.0) -> np.ndarray:

@@ -11,8 +11,10 @@ Ties between the modalities, so that the paper's claims can be *measured*:
 * pitch      -> colour shade (low pitch = dark shade, high pitch = light shade);
 * n_events   -> number of objects (three bursts of sound = three copies of the object).
 
-Every clip also carries a constant ambient noise floor (the "room"), so loudness stays measurable relative to it even
-after the per-clip z-scoring of the paper's front end (see ``s2v_lib.audio``).
+Every clip renders within full scale ([-1, 1]), as a real recording does (the authors clip there), and carries the
+same quiet ambient noise floor (the "room", -57 dBFS). The loudness cue does not depend on that floor: the paper's
+front end measures power against a fixed absolute floor (``log(S + 1e-7)`` of a density, see ``s2v_lib.audio``),
+so a louder clip stands further above it even after the per-clip z-score (``s2v control`` measures it).
 
 To give frame selection something real to fix (paper guide step 2), the sounding object is off-screen or occluded in
 some frames, and silent distractor objects of other categories wander in; the middle frame often misses the source.
@@ -31,8 +33,10 @@ CLIP_SECONDS = 2.0
 N_SAMPLES = int(SAMPLE_RATE * CLIP_SECONDS)
 N_FRAMES = 8
 IMAGE_SIZE = 32
-NOISE_FLOOR_DB = -42.0  # RMS of the ambient floor, dBFS; identical in every clip
-LOUDNESS_RANGE_DB = (-24.0, -6.0)  # RMS of the source while it sounds, dBFS
+# Levels (dBFS, RMS). The loudest source peaks ~19 dB above its RMS (a drum hit); with two sources at once and the
+# floor, every clip stays below 0.8 of full scale (tests/test_toyworld.py checks thousands of clips).
+NOISE_FLOOR_DB = -57.0  # RMS of the ambient floor; identical in every clip
+LOUDNESS_RANGE_DB = (-39.0, -21.0)  # RMS of the source while it sounds
 SIZE_RANGE = (2.6, 7.0)  # object "radius" in pixels at 32x32, tied to loudness
 SUPERSAMPLE = 2
 
@@ -76,10 +80,17 @@ class SourceTruth:
     loudness_db: float  # RMS while sounding, dBFS
     pitch: float  # 0..1 (low..high)
     n_events: int  # 1..3 bursts = 1..3 objects
-    size: float  # object radius in pixels (function of loudness)
-    shade: float  # colour lightness 0..1 (function of pitch)
+    size: float  # object radius in pixels as drawn (function of loudness, unless the clip is ambiguous)
+    shade: float  # colour lightness 0..1 as drawn (function of pitch, unless the clip is ambiguous)
+    events: list[tuple[float, float]] = field(default_factory=list)  # (start, duration) of each burst, seconds
     visible: list[bool] = field(default_factory=list)  # per frame: more than half of it in view
     boxes: list[list[tuple[float, float, float, float]]] = field(default_factory=list)  # per frame: visible boxes
+    n_objects: int | None = None  # copies drawn (= n_events unless the clip is ambiguous, see WorldConfig)
+    ambiguous: bool = False  # size, shade and count drawn independently of the sound (WorldConfig.ambiguity)
+
+    def __post_init__(self):
+        if self.n_objects is None:
+            self.n_objects = self.n_events
 
     @property
     def name(self) -> str:
@@ -214,11 +225,13 @@ def _burst(kind: str, pitch: float, n: int, rng: np.random.Generator) -> np.ndar
     return x / _rms(x)
 
 
-def synth_source(category: int, pitch: float, loudness_db: float, n_events: int, rng: np.random.Generator) -> np.ndarray:
-    """The waveform of one sounding source: n_events bursts at the given RMS level (dBFS) while sounding."""
+def synth_source(category: int, pitch: float, loudness_db: float, n_events: int, rng: np.random.Generator,
+                 events: list[tuple[float, float]] | None = None) -> np.ndarray:  # fmt: skip
+    """The waveform of one sounding source: n_events bursts at the given RMS level (dBFS) while sounding, at the
+    given ``events`` times ((start, duration) in seconds; drawn from ``rng`` when not given)."""
     out = np.zeros(N_SAMPLES)
     amp = 10 ** (loudness_db / 20)
-    for start, dur in _event_times(rng, n_events):
+    for start, dur in events if events is not None else _event_times(rng, n_events):
         s, n = int(start * SAMPLE_RATE), int(dur * SAMPLE_RATE)
         out[s : s + n] += amp * _burst(CATEGORIES[category].name, pitch, n, rng)
     return out
@@ -302,6 +315,34 @@ class WorldConfig:
     p_mixture: float = 0.0  # clips with two sounding sources
     never_visible: bool = False  # bad-input tests: the source is never in view
     silent: bool = False  # bad-input tests: no source sound at all
+    # How much of a frame the sound does not determine: the share of *ambiguous* clips. In an ambiguous clip the
+    # object's size, shade and count are drawn independently of the sound's loudness, pitch and event count, and (with
+    # ``ambiguity_companion``) a silent companion object of another category stands in view whenever the source does.
+    # Only the picture changes, from a separate random stream: the sound, and every clip at ambiguity 0, stay as they
+    # are; the clips that are ambiguous at 0.5 are ambiguous, identically, at 1. Ground truth says what the frame
+    # shows (size, shade, n_objects, the companion among the distractors) and what the sound says (loudness_db,
+    # pitch, n_events). Nothing new is drawn: sizes, shades, counts and objects are those the frozen models know.
+    ambiguity: float = 0.0
+    ambiguity_companion: bool = True
+
+    def __post_init__(self):
+        if not 0.0 <= self.ambiguity <= 1.0:
+            raise ValueError(f"WorldConfig.ambiguity must lie in [0, 1], got {self.ambiguity}")
+
+
+AMBIGUITY_STREAM = 0xA3B1  # the third entry of the seed of the separate random stream of ambiguous clips
+
+
+def _place_objects(rng: np.random.Generator, n: int, size: float) -> list[np.ndarray]:
+    """Centres of n copies of an object of radius ``size``, kept apart where 20 tries allow."""
+    centres: list[np.ndarray] = []
+    for _ in range(n):
+        for _try in range(20):
+            c = rng.uniform(size + 1, IMAGE_SIZE - size - 1, 2)
+            if all(np.hypot(*(c - o)) > 2 * size + 1 for o in centres):
+                break
+        centres.append(c)
+    return centres
 
 
 def _sample_source(rng: np.random.Generator, category: int, n_frames: int, always: bool, never: bool) -> tuple:
@@ -321,13 +362,7 @@ def _sample_source(rng: np.random.Generator, category: int, n_frames: int, alway
         window = (start, start + length)
     hidden_mode = [("offscreen" if rng.uniform() < 0.5 else "occluded") for _ in range(n_frames)]
     # Object copies: positions and a common slow drift.
-    centres = []
-    for _ in range(n_events):
-        for _try in range(20):
-            c = rng.uniform(size + 1, IMAGE_SIZE - size - 1, 2)
-            if all(np.hypot(*(c - o)) > 2 * size + 1 for o in centres):
-                break
-        centres.append(c)
+    centres = _place_objects(rng, n_events, size)
     drift = rng.uniform(-0.6, 0.6, 2)
     src = SourceTruth(category, loudness, pitch, n_events, size, shade)
     return src, window, hidden_mode, np.array(centres), drift
@@ -349,7 +384,8 @@ def make_clip(seed: int, index: int, config: WorldConfig | None = None, category
     for cat in cats:
         src, window, hidden, centres, drift = _sample_source(rng, int(cat), cfg.n_frames, always, cfg.never_visible)
         if not cfg.silent:
-            audio = audio + synth_source(src.category, src.pitch, src.loudness_db, src.n_events, rng)
+            src.events = _event_times(rng, src.n_events)
+            audio = audio + synth_source(src.category, src.pitch, src.loudness_db, src.n_events, rng, src.events)
         plans.append((src, window, hidden, centres, drift))
     # Silent distractors: other categories, in view for a window of frames.
     distractor_plans = []
@@ -362,6 +398,8 @@ def make_clip(seed: int, index: int, config: WorldConfig | None = None, category
         start = int(rng.integers(0, cfg.n_frames - length + 1))
         dpos = rng.uniform(dsize + 1, IMAGE_SIZE - dsize - 1, 2)
         distractor_plans.append((dcat, dsize, dshade, (start, start + length), dpos, rng.uniform(-0.6, 0.6, 2)))
+    if cfg.ambiguity > 0:  # a separate stream: at ambiguity 0 not one random number more is drawn
+        plans = _make_ambiguous(np.random.default_rng([seed, index, AMBIGUITY_STREAM]), cfg, plans, distractor_plans)
     background = _background(rng)
     wall_rgb = np.array(colorsys.hls_to_rgb(rng.uniform(0, 1), rng.uniform(0.2, 0.5), 0.1), dtype=np.float32)
 
@@ -399,13 +437,40 @@ def make_clip(seed: int, index: int, config: WorldConfig | None = None, category
     return Clip(audio.astype(np.float32), frames, [p[0] for p in plans], distractors, (seed, index), dattrs)
 
 
+def is_ambiguous(seed: int, index: int, ambiguity: float) -> bool:
+    """Is clip ``index`` of the world ``seed`` ambiguous at this ``ambiguity`` (see :class:`WorldConfig`)?"""
+    return ambiguity > 0 and np.random.default_rng([seed, index, AMBIGUITY_STREAM]).uniform() < ambiguity
+
+
+def _make_ambiguous(rng: np.random.Generator, cfg: WorldConfig, plans: list, distractor_plans: list) -> list:
+    """With probability ``cfg.ambiguity``: redraw what the sources look like independently of what they sound like,
+    and add a silent companion (appended to ``distractor_plans``, in view in the first source's window)."""
+    if rng.uniform() >= cfg.ambiguity:
+        return plans
+    out = []
+    for src, window, hidden, _centres, drift in plans:
+        src.size = float(rng.uniform(*SIZE_RANGE))
+        src.shade = float(pitch_to_shade(rng.uniform(0, 1)))
+        src.n_objects = int(rng.choice([1, 1, 2, 3]))
+        src.ambiguous = True
+        out.append((src, window, hidden, np.array(_place_objects(rng, src.n_objects, src.size)), drift))
+    if cfg.ambiguity_companion:
+        taken = {p[0].category for p in plans} | {d[0] for d in distractor_plans}
+        ccat = int(rng.choice([c for c in range(N_CATEGORIES) if c not in taken]))
+        csize = float(rng.uniform(*SIZE_RANGE))
+        cshade = float(pitch_to_shade(rng.uniform(0, 1)))
+        cpos = _place_objects(rng, 1, csize)[0]
+        distractor_plans.append((ccat, csize, cshade, plans[0][1], cpos, rng.uniform(-0.6, 0.6, 2)))
+    return out
+
+
 def frame_targets(clip: Clip, f: int) -> np.ndarray:
     """Ground truth of frame f as a [4, N_CATEGORIES] array: presence, size, shade, count of each category in view
     (size/shade/count are 0 where the category is absent)."""
     out = np.zeros((4, N_CATEGORIES), dtype=np.float32)
     for src in clip.sources:
         if src.visible[f]:
-            out[:, src.category] = (1.0, src.size, src.shade, src.n_events)
+            out[:, src.category] = (1.0, src.size, src.shade, src.n_objects)
     for c in clip.distractors[f]:
         size, shade = clip.distractor_attributes[c]
         out[:, c] = (1.0, size, shade, 1.0)

@@ -38,13 +38,22 @@ def test_plus_6_db_doubles_the_source_against_the_floor():
     assert ratio == pytest.approx(mp.rms_db(s.source) - tw.NOISE_FLOOR_DB + 6.02, abs=0.01)
 
 
-def test_whole_waveform_gain_is_invisible_to_the_z_scored_front_end_but_a_source_gain_is_not():
+def test_both_volume_edits_change_what_the_front_end_sees_and_in_the_same_direction():
+    """The authors' density front end keeps a whole-clip gain (its 1e-7 floor is absolute), and a source made
+    louder against the room changes the picture too: in both, a louder clip has more bins above the floor."""
     fe = FrontEnd.preset("toy")
     s = mp.toy_stems(5000, 2, category=3)
+
+    def above_floor(wave):
+        return float((fe.power_density(np.clip(wave, -1, 1)) > 1e-7).float().mean())
+
     base = fe(s.render())
-    for db in (-12, 12):  # the whole clip: only the log's +1e-7 in the faintest bins tells the difference
-        assert (fe(mp.apply_gain(s.render(), db, on_clip="keep")) - base).abs().mean() < 0.02
-        assert (fe(s.render(db)) - base).abs().mean() > 0.1  # the source against the fixed floor
+    for db in (-12, 12):
+        whole, source = mp.apply_gain(s.render(), db, on_clip="keep"), s.render(db)
+        assert (fe(whole) - base).abs().mean() > 0.02 and (fe(source) - base).abs().mean() > 0.02
+        sign = np.sign(db)
+        assert sign * (above_floor(whole) - above_floor(s.render())) > 0
+        assert sign * (above_floor(source) - above_floor(s.render())) > 0
 
 
 def test_gain_that_clips_warns_and_clips_or_raises_or_keeps():

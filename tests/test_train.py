@@ -1,8 +1,11 @@
+import numpy as np
 import torch
 
+from s2v_lib import toyworld as tw
+from s2v_lib.audio import FrontEnd
 from s2v_lib.audio_encoder import AudioEncoder, embed_spectrograms, load_audio_encoder, save_audio_encoder
 from s2v_lib.metrics import same_category_at_1
-from s2v_lib.train import TrainConfig, random_time_shift, train_audio_encoder, validate
+from s2v_lib.train import TrainConfig, augment_spectrograms, shift_range, time_shift, train_audio_encoder, validate
 
 
 def _toy_task(n, seed):
@@ -47,15 +50,53 @@ def test_validation_uses_real_batches_even_when_few_clips_are_held_out():
     assert loss > 0.1  # a batch of one would make InfoNCE exactly 0
 
 
-def test_time_shift_is_a_roll_that_keeps_content():
+def _event_frames(clip: tw.Clip, fe: FrontEnd, floor_db: float = -30.0) -> list[tuple[int, int]]:
+    """Ground truth: for each burst of each source, the (first, last) spectrogram frame in which that burst, rendered
+    alone from the clip's ground truth, has energy within ``floor_db`` of its loudest frame."""
+    from s2v_lib.audio import tukey_window
+
+    w = tukey_window(fe.nperseg, fe.tukey_alpha).numpy() ** 2
+    out = []
+    for src in clip.sources:
+        for event in src.events:
+            x = tw.synth_source(src.category, src.pitch, src.loudness_db, 1, np.random.default_rng(0), events=[event])
+            x = np.pad(x, fe.pad)
+            energy = np.array([(x[t * fe.hop : t * fe.hop + fe.nperseg] ** 2 * w).sum() for t in range(fe.shape[1])])
+            heard = np.flatnonzero(energy > energy.max() * 10 ** (floor_db / 10))
+            out.append((int(heard.min()), int(heard.max())))
+    return out
+
+
+def test_augmentation_never_cuts_a_burst_so_the_event_count_survives():
+    fe = FrontEnd.preset("toy")
+    clips = [tw.make_clip(11, i, tw.WorldConfig(p_mixture=0.3)) for i in range(120)]
+    specs = fe(np.stack([c.audio for c in clips]))
+    lo, hi = shift_range(specs)
+    t = fe.shape[1]
+    cut_by_roll = 0
+    for c, low, high in zip(clips, lo.tolist(), hi.tolist()):
+        for first, last in _event_frames(c, fe):  # the most extreme shifts allowed keep every burst inside the clip
+            assert first + low >= 0 and last + high <= t - 1, (c.seed, first, last, low, high)
+        # a plain circular shift by a random amount cuts some burst at the edge
+        s = np.random.default_rng(c.seed).integers(1, t)
+        cut_by_roll += any(first + s <= t - 1 < last + s for first, last in _event_frames(c, fe))
+    assert cut_by_roll > 0.3 * len(clips)  # the test can see a cut: the old augmentation made many
+    assert (hi - lo).float().mean() > 3  # and there is room to shift: the augmentation does something
+    g = torch.Generator().manual_seed(0)
+    y = augment_spectrograms(specs, g)
+    assert torch.equal(torch.sort(y, -1).values, torch.sort(specs, -1).values)  # a roll: the content is kept
+    assert not torch.equal(y, specs)
+
+
+def test_time_shift_rolls_each_clip_by_its_own_amount():
     x = torch.arange(2 * 3 * 5.0).view(2, 1, 3, 5)
-    y = random_time_shift(x, torch.Generator().manual_seed(0))
-    assert torch.equal(torch.sort(y, -1).values, torch.sort(x, -1).values)
+    y = time_shift(x, torch.tensor([1, -2]))
+    assert torch.equal(y[0], x[0].roll(1, -1)) and torch.equal(y[1], x[1].roll(-2, -1))
 
 
 def test_save_and_load_audio_encoder_roundtrip(tmp_path):
     m = AudioEncoder(emb_dim=8, hidden=16)
     path = save_audio_encoder(m, tmp_path / "enc.safetensors")
     m2 = load_audio_encoder(path)
-    x = torch.randn(2, 1, 64, 65)
+    x = torch.randn(2, 1, *FrontEnd.preset("toy").shape)
     assert torch.allclose(embed_spectrograms(m, x), embed_spectrograms(m2, x), atol=1e-5)
