@@ -1,7 +1,8 @@
 """The ``s2v`` command: every measuring command prints a short summary and writes ``--out DIR/metrics.json``.
 
     s2v demo --out runs/demo            the whole method on the toy profile
-    s2v generate SOUND... --out DIR     pictures for your own recordings
+    s2v generate SOUND... --out DIR     pictures for your own recordings, each with its familiarity
+    s2v familiarity --out DIR           how well familiarity tells toy clips from real recordings
     s2v pretrain STAGE                  (maintainers) re-train a frozen toy model
 """
 
@@ -27,11 +28,16 @@ def _cmd_demo(args) -> int:
     from .full_demo import run_full_demo
 
     cfg = DemoConfig(epochs=args.epochs, loss=args.loss, pairing=args.pairing, generator=args.generator,
-                     n_train=args.clips, seed=args.seed)  # fmt: skip
+                     n_train=args.clips, seeds=_seeds(args), prior=args.prior)  # fmt: skip
     if profile() == "full":
+        from .full_demo import summary as full_summary
+
         m = run_full_demo(args.out, cfg, force=args.force, data=args.data)
         if not m:  # a torchrun rank other than 0: rank 0 reports
             return 0
+        print(full_summary(m))
+        print(f"wrote {args.out}/metrics.json, gallery.png, training_curve.png, sounds/")
+        return 0
     elif args.data is not None:
         raise ValueError("--data DIR (real clips) is read by the full profile: run with S2V_PROFILE=full; "
                          "the toy profile makes its own clips")  # fmt: skip
@@ -43,24 +49,24 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_ssl(args) -> int:
-    from .ssl import run_ssl_benchmark
+    from .ssl import SSLBenchConfig, run_ssl_benchmark
 
-    run_ssl_benchmark(args.out, force=args.force)
+    run_ssl_benchmark(args.out, force=args.force, config=SSLBenchConfig(seeds=_seeds(args)))
     return 0
 
 
 def _cmd_geometry(args) -> int:
-    from .geometry import run_geometry, summary
+    from .geometry import GeometryConfig, run_geometry, summary
 
-    print(summary(run_geometry(args.out, force=args.force)))
+    print(summary(run_geometry(args.out, force=args.force, config=GeometryConfig(seeds=_seeds(args)))))
     print(f"wrote {args.out}/metrics.json, embeddings.npz, umap_*.png, gap_vs_accuracy.png")
     return 0
 
 
 def _cmd_control(args) -> int:
-    from .control import run_control, summary
+    from .control import ControlConfig, run_control, summary
 
-    print(summary(run_control(args.out, force=args.force)))
+    print(summary(run_control(args.out, force=args.force, config=ControlConfig(seeds=_seeds(args)))))
     print(f"wrote {args.out}/metrics.json, volume.png, volume_size.png, mixing.png, interpolation.png, editing.png, "
           "sounds/")  # fmt: skip
     return 0
@@ -69,31 +75,75 @@ def _cmd_control(args) -> int:
 def _cmd_ablate(args) -> int:
     from .ablation import AblationConfig, run_ablation, summary
 
-    cfg = AblationConfig(n_train=args.clips, epochs=args.epochs, n_diversity=args.diversity, n_fid=args.fid, seed=args.seed)
+    cfg = AblationConfig(n_train=args.clips, epochs=args.epochs, n_diversity=args.diversity, n_fid=args.fid,
+                         seeds=_seeds(args))  # fmt: skip
     print(summary(run_ablation(args.out, cfg, force=args.force)))
     print(f"wrote {args.out}/metrics.json, ablation.csv, ablation.md, ablation_grid.png, ablation_bars.png")
     return 0
 
 
+def _cmd_ambiguity(args) -> int:
+    from .ambiguity import AmbiguityConfig, run_ambiguity, summary
+
+    cfg = AmbiguityConfig(knobs=tuple(args.knobs), seeds=_seeds(args), n_train=args.clips,
+                          epochs=args.epochs)  # fmt: skip
+    print(summary(run_ambiguity(args.out, cfg, force=args.force)))
+    print(f"wrote {args.out}/metrics.json, ambiguity.md, ambiguity.png")
+    return 0
+
+
 def _cmd_generate(args) -> int:
-    from .generate import generate_from_files
+    from .generate import exit_status, generate_from_files
 
     res = generate_from_files(args.sounds, args.out, encoder=args.encoder, generator=args.generator, n=args.n,
                               seed=args.seed)  # fmt: skip
-    print(f"{len(res['written'])} sound(s) drawn, {len(res['failed'])} failed; see {args.out}/generated.json")
-    return 1 if res["failed"] else 0
+    print(f"{len(res['written'])} sound(s) drawn ({len(res['unfamiliar'])} unfamiliar, {len(res['flagged'])} with a "
+          f"warning), {len(res['failed'])} refused; see {args.out}/generated.json")  # fmt: skip
+    return exit_status(res)
 
 
-def _measuring_command(sub, name: str, help: str) -> argparse.ArgumentParser:
-    """A measuring command: ``--out DIR`` (default ``runs/<name>``) and ``--force``."""
+def _cmd_familiarity(args) -> int:
+    from .familiarity import run_familiarity, summary
+
+    print(summary(run_familiarity(args.out, encoder=args.encoder, n_toy=args.clips, force=args.force)))
+    print(f"wrote {args.out}/metrics.json, scores.csv, familiarity.png")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} is not at least 1")
+    return n
+
+
+def _seeds(args) -> tuple[int, ...]:
+    """``--seeds N``: the reported seeds 1 .. N (seed 0 is the tuning seed, never reported)."""
+    from .experiment import reported_seeds
+
+    return tuple(reported_seeds(args.seeds))
+
+
+def _measuring_command(sub, name: str, help: str, seeds: int | None = 1) -> argparse.ArgumentParser:
+    """A measuring command: ``--out DIR`` (default ``runs/<name>``), ``--force`` and ``--seeds N`` (each seed a
+    different toy-world split and training seed; with N > 1 every figure gets a 95% interval; default ``seeds``,
+    None: no such option)."""
     p = sub.add_parser(name, help=help)
+    if seeds is not None:
+        p.add_argument("--seeds", type=_positive_int, default=seeds, metavar="N",
+                       help=f"report seeds 1..N (default {seeds}); settings were chosen on seed 0")  # fmt: skip
     p.add_argument("--out", default=f"runs/{name}", help=f"output folder (default runs/{name})")
     p.add_argument("--force", action="store_true", help="overwrite the results of an earlier run in --out")
     return p
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .losses import LOSSES
     from .pretrain import STAGES
+    from .prior import PRIORS
 
     p = argparse.ArgumentParser(prog="s2v", description="Sound2Vision course: sound in, picture out.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -102,15 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
     pd = _measuring_command(sub, "demo", help="the whole method on the toy profile: train, generate, measure")
     pd.add_argument("--epochs", type=int, default=3)
     pd.add_argument("--clips", type=int, default=4000, help="training clips")
-    pd.add_argument("--loss", default="infonce_l2", choices=["infonce_l2", "infonce_l2_normalized", "infonce_cosine", "mse", "l1"])
+    pd.add_argument("--loss", default="infonce_l2", choices=list(LOSSES))
+    pd.add_argument("--prior", default=None, choices=list(PRIORS),
+                    help="beyond the paper: draw from a prior's image embedding instead of the raw audio embedding")  # fmt: skip
     pd.add_argument("--pairing", default="top1", choices=["middle", "random", "top1", "truth"])
     pd.add_argument("--generator", default="toy-diffusion", choices=["toy-diffusion", "toy-gan"])
-    pd.add_argument("--seed", type=int, default=0)
     pd.add_argument("--data", default=None, metavar="DIR",
                     help="full profile (S2V_PROFILE=full): a VGGSound/VEGAS-style folder of mp4 clips + CSV index")  # fmt: skip
     pd.set_defaults(func=_cmd_demo)
 
-    pg = sub.add_parser("generate", help="pictures for your own sound files (wav, flac, ogg, mp3, video)")
+    pg = sub.add_parser("generate", help="pictures for your own sound files (wav, flac, ogg, mp3, video)",
+                        epilog="Each sound's familiarity (nearest toy sound, distance to the training sounds) is "
+                        "printed and written to generated.json. Exit status: 0 all drawn; 1 some file refused (the "
+                        "others are still drawn); 3 none refused, some read with a warning (e.g. truncated).")  # fmt: skip
     pg.add_argument("sounds", nargs="+", metavar="SOUND", help="sound or video files")
     pg.add_argument("--out", default="runs/generate", help="output folder (default runs/generate)")
     pg.add_argument("--n", type=int, default=4, help="pictures per sound")
@@ -119,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="trained audio encoder (default: the one `s2v demo` wrote)")  # fmt: skip
     pg.add_argument("--generator", default=None, help="toy-diffusion (default in the toy profile) or toy-gan")
     pg.set_defaults(func=_cmd_generate)
+
+    pf = _measuring_command(sub, "familiarity", help="how familiar sounds are: held-out toy clips vs real recordings",
+                            seeds=None)  # fmt: skip
+    pf.add_argument("--encoder", default="runs/demo/audio_encoder.safetensors",
+                    help="trained audio encoder (default: the one `s2v demo` wrote, with its reference)")  # fmt: skip
+    pf.add_argument("--clips", type=int, default=400, help="held-out toy clips (read from files)")
+    pf.set_defaults(func=_cmd_familiarity)
 
     ps = _measuring_command(sub, "ssl", help="sound-source localisation and frame selection, measured on ground truth")
     ps.set_defaults(func=_cmd_ssl)
@@ -134,8 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--epochs", type=int, default=3)
     pa.add_argument("--diversity", type=int, default=40, help="held-out sounds drawn twice, for diversity (0: skip)")
     pa.add_argument("--fid", type=int, default=64, help="held-out sounds in the Inception FID (0: skip it)")
-    pa.add_argument("--seed", type=int, default=0)
     pa.set_defaults(func=_cmd_ablate)
+
+    pam = _measuring_command(sub, "ambiguity", help="InfoNCE-L2 vs MSE vs cosine InfoNCE as sound determines less of a frame",
+                             seeds=3)  # fmt: skip
+    pam.add_argument("--knobs", type=lambda s: [float(x) for x in s.split(",")], default=[0.0, 0.5, 1.0],
+                     help="ambiguity settings, comma-separated (default 0,0.5,1)")  # fmt: skip
+    pam.add_argument("--clips", type=int, default=640, help="training clips per seed and setting")
+    pam.add_argument("--epochs", type=int, default=2)
+    pam.set_defaults(func=_cmd_ambiguity)
 
     pp = sub.add_parser("pretrain", help="(maintainers) train the frozen toy models shipped in data/models")
     pp.add_argument("stages", nargs="+", choices=STAGES, metavar="STAGE", help=f"one or more of: {', '.join(STAGES)}")

@@ -256,7 +256,7 @@ class GeometryConfig:
     pairing: str = "middle"
     generator: str = "toy-diffusion"
     sampling_steps: int = 10
-    seed: int = 0
+    seeds: tuple[int, ...] = (1,)  # each seed: another toy-world split and training seed
 
 
 def untrained_embeddings(exp, seed: int = 0) -> torch.Tensor:
@@ -273,12 +273,13 @@ def collect_embeddings(exp, losses=tuple(LOSSES), epochs: int = 3, pairing: str 
     """Held-out embeddings of the untrained encoder and of one trained encoder per loss, all on the same data.
 
     For each loss in ``close_gap`` a variant ``<loss>_shifted`` is added: the same embeddings moved by the gap vector
-    measured on the *validation* clips (:func:`validation_gap_vector`), i.e. the modality gap closed after training.
+    measured on the *validation* clips (:func:`s2v_lib.experiment.gap_vector`: their SSL top-1 frames, never ground
+    truth), i.e. the modality gap closed after training.
     With a ``generator``, each trained variant is also evaluated (:func:`s2v_lib.experiment.evaluate_variant`,
     no oracle), and the other variants' embeddings are drawn and judged the same way.
     Returns ({variant: EmbeddingSet}, {variant: evaluation metrics}).
     """
-    from .experiment import evaluate_variant, generator_input, train_variant
+    from .experiment import evaluate_variant, gap_vector, generator_input, train_variant
 
     label = exp.test.label
     image = exp.anchors_test.numpy()
@@ -292,24 +293,11 @@ def collect_embeddings(exp, losses=tuple(LOSSES), epochs: int = 3, pairing: str 
         if generator:
             evals[loss] = evaluate_variant(exp, v, generator, steps=steps, with_oracle=False)[0]
         if loss in close_gap:
-            shifted = generator_input(exp, v) + validation_gap_vector(exp, v)
+            shifted = generator_input(exp, v) + gap_vector(exp, v)
             sets[loss + SHIFTED] = EmbeddingSet(shifted.numpy(), image, label)
             if generator:
                 evals[loss + SHIFTED] = _judge_embeddings(exp, shifted, generator, steps)
     return sets, evals
-
-
-def validation_gap_vector(exp, v) -> torch.Tensor:
-    """mean(image) - mean(audio) of a trained variant on the validation clips (never the test clips), in the space
-    the generator reads (direction-only losses rescaled as :func:`s2v_lib.experiment.generator_input` does)."""
-    from .audio_encoder import embed_spectrograms
-    from .experiment import match_anchor_norm
-    from .losses import DIRECTION_ONLY
-
-    emb = embed_spectrograms(v.model, exp.specs["val"])
-    if v.loss in DIRECTION_ONLY:
-        emb = match_anchor_norm(emb, exp.training_pairs(v.pairing)[1])
-    return exp.anchors_val.mean(0) - emb.mean(0)
 
 
 def quick_embeddings(n_train: int = 600, epochs: int = 2, losses=("infonce_l2", "infonce_cosine"), seed: int = 0,
@@ -329,36 +317,44 @@ def _judge_embeddings(exp, emb: torch.Tensor, generator: str, steps: int) -> dic
 
     kw = {"steps": steps} if generator.endswith("diffusion") else {}
     pictures = load_generator(generator).generate(emb, n=1, seed=exp.seed, **kw)
-    return {"gen_accuracy": judged_scores(load_judge(), pictures, exp.test.label)["accuracy"]}
+    j = judged_scores(load_judge(), pictures, exp.test.label)
+    return {"gen_top1_accuracy": j["top1_accuracy"], "gen_accuracy": j["accuracy"],
+            "_per_clip": {"gen_top1_accuracy": j["_per_clip"]["top1_accuracy"], "gen_accuracy": j["_per_clip"]["accuracy"]}}  # fmt: skip
 
 
 def gap_summary(table: dict[str, dict], reference: str = "infonce_l2", other: str = "infonce_cosine") -> dict:
-    """The issue's two numbers: gap after / before training with the paper's loss, and whether it closes the gap
-    more than cosine InfoNCE (on the raw embeddings the generator sees, and on Liang et al.'s normalised ones)."""
+    """What the table says: the gap after / before training with the paper's loss, whether it closes the gap more
+    than cosine InfoNCE (on the raw embeddings the generator sees, and on Liang et al.'s normalised ones; with
+    several seeds "more" means the intervals do not overlap), and what closing the gap does to the pictures.
+    Figures may be plain numbers (one seed) or interval dicts (``s2v_lib.stats``)."""
+    from . import stats
+
+    mean = stats.mean_of
     out = {}
     before = table.get(UNTRAINED)
     if before and reference in table:
         for key, suffix in (("gap_centroid", ""), ("gap_centroid_normalized", "_normalized")):
-            out[f"gap_ratio_after_before{suffix}"] = ratio = table[reference][key] / max(before[key], 1e-12)
-            out[f"gap_ratio_at_most_25_percent{suffix}"] = ratio <= 0.25
-    judged = [r for r in table.values() if "gen_accuracy" in r]
+            out[f"gap_ratio_after_before{suffix}"] = mean(table[reference][key]) / max(mean(before[key]), 1e-12)
+    judged = [r for r in table.values() if "gen_top1_accuracy" in r]
     if len(judged) >= 3:
         for key in ("gap_centroid", "gap_centroid_normalized"):
-            out[f"spearman_{key}_vs_gen_accuracy"] = rank_correlation([r[key] for r in judged],
-                                                                      [r["gen_accuracy"] for r in judged])  # fmt: skip
+            out[f"spearman_{key}_vs_gen_top1_accuracy"] = rank_correlation(
+                [mean(r[key]) for r in judged], [mean(r["gen_top1_accuracy"]) for r in judged])  # fmt: skip
     shifted = table.get(reference + SHIFTED, {})
-    if "gen_accuracy" in shifted and "gen_accuracy" in table.get(reference, {}):
-        out["gen_accuracy_before_after_closing_gap"] = [table[reference]["gen_accuracy"], shifted["gen_accuracy"]]
+    if "gen_top1_accuracy" in shifted and "gen_top1_accuracy" in table.get(reference, {}):
+        raw_acc, shifted_acc = table[reference]["gen_top1_accuracy"], shifted["gen_top1_accuracy"]
+        out["gen_top1_accuracy_raw_and_shifted"] = [raw_acc, shifted_acc]
+        out["closing_gap_statement"] = stats.compare(shifted_acc, raw_acc, names=("the gap-shifted embedding",
+                                                                                  "the raw embedding"))  # fmt: skip
     if reference in table and other in table:
         r, o = table[reference], table[other]
-        out["l2_closes_gap_more_than_cosine"] = r["gap_centroid"] < o["gap_centroid"]
-        out["l2_closes_gap_more_than_cosine_normalized"] = r["gap_centroid_normalized"] < o["gap_centroid_normalized"]
-        out["statement"] = (
-            f"un-normalised InfoNCE-L2 {_compare(r['gap_centroid'], o['gap_centroid'])} cosine InfoNCE on the raw "
-            f"embeddings the generator sees (centroid gap {r['gap_centroid']:.3f} vs {o['gap_centroid']:.3f}), and "
-            f"{_compare(r['gap_centroid_normalized'], o['gap_centroid_normalized'])} it on L2-normalised embeddings "
-            f"({r['gap_centroid_normalized']:.3f} vs {o['gap_centroid_normalized']:.3f})"
-        )
+        parts = []
+        for key, where in (("gap_centroid", "raw embeddings the generator sees"),
+                           ("gap_centroid_normalized", "L2-normalised embeddings")):  # fmt: skip
+            verdict = stats.compare(r[key], o[key], higher_is_better=False, names=("InfoNCE-L2", "cosine InfoNCE"))
+            out[f"l2_vs_cosine_{key}"] = verdict
+            parts.append(f"{where}: {verdict} at closing the gap ({stats.fmt(r[key])} vs {stats.fmt(o[key])})")
+        out["statement"] = "; ".join(parts)
     return out
 
 
@@ -384,11 +380,12 @@ def _compare(gap: float, other: float, tie: float = 0.05) -> str:
 
 
 def run_geometry(out: str | Path, force: bool = False, config: GeometryConfig | None = None) -> dict:
-    """``s2v geometry``: embeddings, gap measures, UMAP pictures and gap-vs-accuracy scatter, written to ``out``."""
-    from . import viz
+    """``s2v geometry``: embeddings, gap measures, UMAP pictures and gap-vs-accuracy scatter, written to ``out``; with
+    several seeds every figure is a mean with a 95% interval (the embeddings and pictures are the first seed's)."""
+    from . import stats, viz
     from .config import profile, setup_torch
     from .demo import prepare_out
-    from .experiment import prepare_experiment
+    from .experiment import TUNING_SEED, prepare_experiment
     from .toyworld import CATEGORY_NAMES
 
     cfg = config or GeometryConfig()
@@ -399,46 +396,66 @@ def run_geometry(out: str | Path, force: bool = False, config: GeometryConfig | 
             "`s2v geometry` trains on the toy world only. For the full profile, save your held-out embeddings with "
             "s2v_lib.geometry.save_embeddings and open notebook 06 on that file (or call gap_table on them)."
         )
+    if TUNING_SEED in cfg.seeds:
+        raise ValueError(f"seed {TUNING_SEED} is the tuning seed: report other seeds")
     out = prepare_out(out, force)
-    exp = prepare_experiment(cfg.n_train, cfg.n_val, cfg.n_test, seed=cfg.seed)
-    sets, evals = collect_embeddings(
-        exp, cfg.losses, cfg.epochs, cfg.pairing, cfg.seed, cfg.generator, cfg.sampling_steps
-    )
-    save_embeddings(out / "embeddings.npz", sets, CATEGORY_NAMES)
-    t_embed = time.time() - t0
+    first: dict = {}
+    keep = ("gen_top1_accuracy", "gen_accuracy", "same_category_at_1", "r_at_1", "train_seconds")
 
-    table = gap_table(sets, seed=cfg.seed)
-    keep = ("gen_accuracy", "same_category_at_1", "r_at_1", "train_seconds")
-    variants = {k: {**row, **{m: evals[k][m] for m in keep if m in evals.get(k, {})}} for k, row in table.items()}
-    maps = umap_maps(sets, seed=cfg.seed)
+    def one(seed: int) -> dict:
+        exp = prepare_experiment(cfg.n_train, cfg.n_val, cfg.n_test, seed=seed)
+        sets, evals = collect_embeddings(exp, cfg.losses, cfg.epochs, cfg.pairing, seed, cfg.generator,
+                                         cfg.sampling_steps)  # fmt: skip
+        if not first:
+            first.update(sets=sets, seconds=time.time() - t0)
+            save_embeddings(out / "embeddings.npz", sets, CATEGORY_NAMES)
+        table = gap_table(sets, seed=seed)
+        variants = {}
+        for k, row in table.items():
+            ev = evals.get(k, {})
+            variants[k] = {**row, **{m: ev[m] for m in keep if m in ev},
+                           "_per_clip": {m: v for m, v in ev.get("_per_clip", {}).items() if m in keep}}  # fmt: skip
+        return {"variants": variants}
+
+    merged, runs, excluded = stats.over_seeds(one, cfg.seeds, desc="geometry seeds")
+    variants = merged["variants"]
+    maps = umap_maps(first["sets"], seed=cfg.seeds[0])
     viz.embedding_maps({k: maps[k] for k in BEFORE_AFTER if k in maps}, out / "umap_before_after.png", titles=TITLES)
     viz.embedding_maps(maps, out / "umap_variants.png", ncols=4)
-    viz.gap_vs_accuracy(variants, out / "gap_vs_accuracy.png")
+    viz.gap_vs_accuracy({k: stats.public({m: stats.mean_of(x) if isinstance(x, (int, float, dict)) else x
+                                          for m, x in v.items()}) for k, v in variants.items()},
+                        out / "gap_vs_accuracy.png")  # fmt: skip
     metrics = {
         "variants": variants,
         **gap_summary(variants),
         "gap_definition": GAP_DEFINITION,
-        "seconds_embeddings": t_embed,
+        "seeds": [s for s in cfg.seeds if s not in excluded], "excluded_seeds": excluded, "tuning_seed": TUNING_SEED,
+        "interval": stats.INTERVAL_DEFINITION if len(runs) > 1 else "one seed: no interval",
+        "command": f"s2v geometry --seeds {len(cfg.seeds)}",
+        "seconds_embeddings": first["seconds"],
         "seconds": time.time() - t0,
         "config": asdict(cfg),
-    }
+    }  # fmt: skip
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
 def summary(m: dict) -> str:
-    lines = [f"{'variant':<24}{'gap':>8}{'gap(norm)':>11}{'probe':>8}{'cos pair':>10}{'cos unpair':>12}{'gen acc':>9}"]
+    from .stats import fmt, mean_of
+
+    lines = [f"{'variant':<24}{'gap':>16}{'gap(norm)':>16}{'probe':>8}{'cos pair':>10}{'top-1':>16}"]
     for name, r in m["variants"].items():
-        acc = f"{r['gen_accuracy']:9.3f}" if "gen_accuracy" in r else f"{'-':>9}"
-        lines.append(f"{name:<24}{r['gap_centroid']:8.3f}{r['gap_centroid_normalized']:11.3f}{r['probe_accuracy']:8.3f}"
-                     f"{r['paired_cosine']:10.3f}{r['unpaired_cosine']:12.3f}{acc}")  # fmt: skip
+        acc = fmt(r["gen_top1_accuracy"]) if "gen_top1_accuracy" in r else "-"
+        lines.append(f"{name:<24}{fmt(r['gap_centroid']):>16}{fmt(r['gap_centroid_normalized']):>16}"
+                     f"{mean_of(r['probe_accuracy']):8.3f}{mean_of(r['paired_cosine']):10.3f}{acc:>16}")  # fmt: skip
     if "gap_ratio_after_before" in m:
         lines.append(f"InfoNCE-L2 gap after / before training: {m['gap_ratio_after_before']:.3f} (raw), "
                      f"{m['gap_ratio_after_before_normalized']:.3f} (normalised)")  # fmt: skip
     if "statement" in m:
         lines.append(m["statement"])
-    if "gen_accuracy_before_after_closing_gap" in m:
-        b, a = m["gen_accuracy_before_after_closing_gap"]
-        lines.append(f"InfoNCE-L2 judged accuracy {b:.3f} -> {a:.3f} after closing its gap (validation gap vector)")
-    lines.append(f"wall time {m['seconds']:.0f} s")
+    if "gen_top1_accuracy_raw_and_shifted" in m:
+        b, a = m["gen_top1_accuracy_raw_and_shifted"]
+        lines.append(f"InfoNCE-L2 judged top-1 accuracy {fmt(b)} -> {fmt(a)} after closing its gap with the validation "
+                     f"gap vector: {m['closing_gap_statement']}")  # fmt: skip
+    lines.append(f"seeds {m.get('seeds')}; wall time {m['seconds']:.0f} s")
     return "\n".join(lines)

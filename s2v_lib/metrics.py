@@ -8,6 +8,8 @@ and count. ``gen_accuracy`` = share of generated pictures whose judged category 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -95,23 +97,23 @@ def judged_category(judged: dict[str, np.ndarray]) -> np.ndarray:
     return judged["probs"].argmax(-1)
 
 
-def judged_scores(judge: ToyJudge, images: np.ndarray, categories: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+def judged_scores(judge: ToyJudge, images: np.ndarray, categories: np.ndarray, threshold: float = 0.5) -> dict:
     """How a judge reads generated images [B, n, H, W, 3] made from sounds of ``categories`` [B]:
 
-    * ``accuracy``      - share of images in which the judge recognises the sound's category (probability >= 0.5);
-    * ``top1_accuracy`` - share whose single most probable category is the sound's (stricter: a picture that also
-      shows another object, as real frames with a silent distractor do, is a coin toss here);
-    * ``extra``         - mean number of *other* categories recognised per image (the false-positive side).
-    """
+    * ``top1_accuracy`` - share of images whose single most probable category is the sound's (the headline figure:
+      a picture that shows something else more clearly, or only clutter, does not count);
+    * ``accuracy``      - the lenient rate: share of images in which the judge recognises the sound's category
+      (probability >= 0.5), whatever else it also sees;
+    * ``extra``         - mean number of *other* categories recognised per image (clutter).
+
+    ``_per_clip`` holds each figure per sound (mean over its n images), for intervals (``s2v_lib.stats``)."""
     probs = judge.judge(images)["probs"]  # [B, n, C]
     cats = np.asarray(categories)
     hit = np.take_along_axis(probs, cats[:, None, None].repeat(probs.shape[1], 1), -1)[..., 0] >= threshold
-    present = probs >= threshold
-    return {
-        "accuracy": float(hit.mean()),
-        "top1_accuracy": float((probs.argmax(-1) == cats[:, None]).mean()),
-        "extra": float((present.sum(-1) - hit).mean()),
-    }
+    top1 = probs.argmax(-1) == cats[:, None]
+    extra = (probs >= threshold).sum(-1) - hit
+    per_clip = {"accuracy": hit.mean(1), "top1_accuracy": top1.mean(1), "extra": extra.mean(1)}
+    return {**{k: float(v.mean()) for k, v in per_clip.items()}, "_per_clip": per_clip}
 
 
 def gen_accuracy(judge: ToyJudge, images: np.ndarray, categories: np.ndarray) -> float:
@@ -119,15 +121,22 @@ def gen_accuracy(judge: ToyJudge, images: np.ndarray, categories: np.ndarray) ->
     return judged_scores(judge, images, categories)["accuracy"]
 
 
-def retrieval_recall(queries: torch.Tensor, gallery: torch.Tensor, ks=(1, 5, 10), metric: str = "l2") -> dict[str, float]:
-    """R@k: query i's match is gallery i. ``metric`` 'l2' (the paper's distance) or 'cosine'."""
+def retrieval_ranks(queries: torch.Tensor, gallery: torch.Tensor, metric: str = "l2") -> np.ndarray:
+    """For each query i, how many gallery items are strictly nearer than its match, gallery i (0 = retrieved first).
+    ``metric`` 'l2' (the paper's distance) or 'cosine'."""
     q, g = torch.as_tensor(queries, dtype=torch.float32), torch.as_tensor(gallery, dtype=torch.float32)
     if metric == "cosine":
         d = -(F.normalize(q, dim=1) @ F.normalize(g, dim=1).T)
     else:
         d = torch.cdist(q, g)
-    rank = (d < d.diag()[:, None]).sum(1)  # how many gallery items are strictly closer than the true one
-    return {f"r_at_{k}": float((rank < k).float().mean()) for k in ks}
+    return (d < d.diag()[:, None]).sum(1).numpy()
+
+
+def retrieval_recall(queries: torch.Tensor, gallery: torch.Tensor, ks=(1, 5, 10), metric: str = "l2") -> dict[str, float]:
+    """R@k: query i's match is gallery i; the share of queries whose match is among the k nearest. With G gallery
+    items a random ranking scores k / G (the chance row)."""
+    rank = retrieval_ranks(queries, gallery, metric)
+    return {f"r_at_{k}": float((rank < k).mean()) for k in ks}
 
 
 def same_category_at_1(queries: torch.Tensor, gallery: torch.Tensor, categories: np.ndarray) -> float:
@@ -137,16 +146,51 @@ def same_category_at_1(queries: torch.Tensor, gallery: torch.Tensor, categories:
     return float((cats[nn_idx] == cats).mean())
 
 
-def attribute_errors(judge: ToyJudge, images: np.ndarray, categories: np.ndarray, size: np.ndarray,
-                     shade: np.ndarray) -> dict[str, float]:  # fmt: skip
-    """Mean absolute size (px) and shade error of the sound's category in generated images [B, n, ...]."""
+def spearman(x, y) -> float:
+    """Spearman's rank correlation (ties get their mean rank); NaN with fewer than 3 pairs or no spread."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+
+    def ranks(v):
+        r = np.empty(len(v))
+        r[v.argsort(kind="stable")] = np.arange(len(v))
+        for u in np.unique(v):
+            r[v == u] = r[v == u].mean()
+        return r
+
+    return float(np.corrcoef(ranks(x), ranks(y))[0, 1])
+
+
+def attribute_scores(judge: ToyJudge, images: np.ndarray, categories: np.ndarray, size: np.ndarray, shade: np.ndarray,
+                     guess: dict[str, float], threshold: float = 0.5) -> dict:  # fmt: skip
+    """Size and shade of the sound's object as the judge reads them in images [B, n, ...], **only where the judge
+    finds the sound's category** (probability >= ``threshold``): an attribute of an object that is not there is not
+    defined. Beside each error, the error of a constant guess (``guess["size"]``, ``guess["shade"]``: e.g. the
+    median over training clips) on the same pictures, and Spearman's correlation between the sound's true attribute
+    and the picture's (does a louder sound give a bigger object?).
+
+    Keys: ``found_rate``, ``size_mae``, ``size_mae_constant``, ``size_spearman``, and the same for shade;
+    ``_per_clip`` holds per-sound errors (NaN where nothing was found)."""
     j = judge.judge(images)
     cats = np.asarray(categories)
     b = np.arange(len(cats))
-    return {
-        "size_mae": float(np.abs(j["size"][b, :, cats] - np.asarray(size)[:, None]).mean()),
-        "shade_mae": float(np.abs(j["shade"][b, :, cats] - np.asarray(shade)[:, None]).mean()),
-    }
+    found = j["probs"][b, :, cats] >= threshold  # [B, n]
+    out, per_clip = {"found_rate": float(found.mean())}, {"found_rate": found.mean(1)}
+    for name, truth in (("size", np.asarray(size, float)), ("shade", np.asarray(shade, float))):
+        read = j[name][b, :, cats]  # [B, n]
+        err = np.where(found, np.abs(read - truth[:, None]), np.nan)
+        const = np.where(found, np.abs(guess[name] - truth[:, None]), np.nan)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            per_clip[f"{name}_mae"] = np.nanmean(err, 1)
+            per_clip[f"{name}_mae_constant"] = np.nanmean(const, 1)
+        rows, cols = np.nonzero(found)
+        out[f"{name}_mae"] = float(np.nanmean(err)) if found.any() else float("nan")
+        out[f"{name}_mae_constant"] = float(np.nanmean(const)) if found.any() else float("nan")
+        out[f"{name}_spearman"] = spearman(truth[rows], read[rows, cols])
+    out["_per_clip"] = per_clip
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -166,6 +210,29 @@ class ToyEncoderFeatures(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder.encode(x.permute(0, 2, 3, 1).numpy()).double()
+
+
+class JudgeFeatures(nn.Module):
+    """uint8 [N, 3, H, W] -> the toy judge's penultimate features (128-d): a picture space *independent* of the
+    image encoder the audio encoder was trained into (the judge learned from labelled frames, never from the
+    audio encoder's anchors), for Frechet distances and retrieval that the training objective cannot game."""
+
+    def __init__(self, judge: nn.Module | None = None):
+        super().__init__()
+        from .registry import load_judge
+
+        self.judge = (judge or load_judge()).eval()
+        self.num_features = int(self.judge.net[-1].in_features)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float() / 255.0
+        feats = [self.judge.net[:-1](x[i : i + 512]) for i in range(0, len(x), 512)]
+        return torch.cat(feats).double()
+
+    def encode(self, images) -> torch.Tensor:
+        """uint8 pictures [..., H, W, 3] -> [N, 128] float32 features."""
+        return self(_nchw(images)).float()
 
 
 class InceptionFeatures(nn.Module):

@@ -51,7 +51,8 @@ from . import toyworld as tw
 from .audio import FrontEnd
 
 POOLINGS = ("max", "mean", "topk")
-SILENCE_DBFS = -33.0  # loudest 64 ms window below this: nothing sounds (toy floor -42 dBFS, quietest source -24 dBFS)
+SILENCE_DBFS = tw.NOISE_FLOOR_DB + 9.0  # loudest 64 ms window below this: nothing sounds (toy floor -57 dBFS,
+# quietest source -39 dBFS)
 SSL_EVAL_SEED = 4000  # held-out clips of the benchmark (never used to train the SSL model or the demo)
 FLAGS = ("ok", "single_frame", "silent", "no_source_in_view")
 REFERENCE_MARGIN = 0.85  # no source in view: the best frame scores below 85% of what the sound scores elsewhere
@@ -542,17 +543,19 @@ class SSLBenchConfig:
     n_test: int = 240
     epochs: int = 3
     sampling_steps: int = 10
-    seed: int = 0  # of the downstream experiment (clips, training, generation): the same for both pairings
     n_figure: int = 4  # clips shown in the figures
+    seeds: tuple[int, ...] = (1,)  # each seed: other held-out clips and another downstream split and training seed
 
 
-def evaluate_localisation(model: SSLModel, n: int = 1000, seed: int = SSL_EVAL_SEED, workers: int = 2) -> tuple[dict, tuple]:
-    """Pointing game, cIoU and frame-selection precision on ``n`` held-out clips, against the ground truth.
-    Returns (metrics, (clips, maps at 32 x 32 [n, T, 32, 32], frame scores [n, T]))."""
+def evaluate_localisation(model: SSLModel, n: int = 1000, seed: int = SSL_EVAL_SEED, workers: int = 2,
+                          start: int = 0) -> tuple[dict, tuple]:  # fmt: skip
+    """Pointing game, cIoU and frame-selection precision on ``n`` held-out clips (clips ``start .. start + n - 1`` of
+    the world ``seed``), against the ground truth. Returns (metrics with ``_per_clip``, (clips, maps at 32 x 32
+    [n, T, 32, 32], frame scores [n, T]))."""
     from .data import build_toy_dataset
 
-    ds = build_toy_dataset(n, seed=seed, workers=workers)
-    masks = source_masks(seed, n)
+    ds = build_toy_dataset(n, seed=seed, workers=workers, start=start)
+    masks = source_masks(seed, n, start=start)
     native = localisation_maps(model, ds)  # [n, T, 16, 16]
     maps = F.interpolate(torch.from_numpy(native), size=masks.shape[-2:], mode="bilinear", align_corners=False).numpy()
     vis = ds.visible
@@ -564,7 +567,11 @@ def evaluate_localisation(model: SSLModel, n: int = 1000, seed: int = SSL_EVAL_S
     top1 = s.argmax(1)
     sel = select_top1_frame(s, ds.audio, float(model.absent_threshold), reference_best_scores(model, ds))
     t = vis.shape[1]
+    per_clip = {"selection_precision": vis[rows, top1].astype(float),
+                "selection_precision_middle": vis[:, t // 2].astype(float),
+                "selection_precision_random": vis.mean(1), "pointing_game": pg.astype(float)}  # fmt: skip
     return {
+        "_per_clip": per_clip,
         "pointing_game": float(pg.mean()),
         "ciou_at_0.5": float((ious >= 0.5).mean()),
         "auc_ciou": auc_ciou(ious),
@@ -576,7 +583,7 @@ def evaluate_localisation(model: SSLModel, n: int = 1000, seed: int = SSL_EVAL_S
         "selection_precision_by_pooling": {p: float(vis[rows, v.argmax(1)].mean()) for p, v in scores.items()},
         "top3_precision": float(np.mean([vis[rows, k].mean() for k in topk_frames(s, 3).T])),
         "flagged_held_out": {k: v for k, v in sel.counts().items() if k != "ok"},
-        "n_clips": n, "n_visible_frames": int(vis.sum()), "eval_seed": seed,
+        "n_clips": n, "n_visible_frames": int(vis.sum()), "eval_seed": seed, "eval_clips": [start, start + n],
     }, (ds, maps, s)  # fmt: skip
 
 
@@ -600,87 +607,107 @@ def evaluate_bad_input(model: SSLModel, n: int = 100, seed: int = SSL_EVAL_SEED 
 
 def run_ssl_benchmark(out: str | Path, force: bool = False, config: SSLBenchConfig | None = None) -> dict:
     """``s2v ssl --out DIR``: measure the shipped SSL model on held-out toy clips and write ``DIR/metrics.json``,
-    ``heatmaps.png``, ``score_bars.png`` and ``top10_moments.json`` (the authors' layout); prints a summary."""
-    from . import viz
+    ``heatmaps.png``, ``score_bars.png`` and ``top10_moments.json`` (the authors' layout); prints a summary.
+    Each seed of ``config.seeds`` measures other held-out clips (and trains the downstream encoders on another split
+    with another training seed); with several seeds every figure gets a 95% interval."""
+    from . import stats, viz
     from .config import setup_torch
     from .demo import prepare_out
+    from .experiment import TUNING_SEED
     from .registry import model_info
     from .video import topk_entry, write_topk_json
 
     cfg = config or SSLBenchConfig()
     t0 = time.time()
     setup_torch()
+    if TUNING_SEED in cfg.seeds:
+        raise ValueError(f"seed {TUNING_SEED} is the tuning seed: report other seeds")
     out = prepare_out(out, force)
     model = load_ssl_model()
-    m, (ds, maps, scores) = evaluate_localisation(model, cfg.n_eval)
-    m["bad_input"] = evaluate_bad_input(model, cfg.n_bad, reference=ds)
-    m["localisation_seconds"] = time.time() - t0
-    # figures: a few held-out clips; the clips whose middle frame misses the source first
+    first: dict = {}
+
+    def one(seed: int) -> dict:
+        m, (ds, maps, scores) = evaluate_localisation(model, cfg.n_eval, start=(seed - 1) * cfg.n_eval)
+        if not first:
+            first.update(ds=ds, maps=maps, scores=scores, start=(seed - 1) * cfg.n_eval)
+        if cfg.downstream:
+            m.update(downstream_gen_accuracy(model, cfg, seed))
+        return m
+
+    m, runs, excluded = stats.over_seeds(one, cfg.seeds, desc="SSL seeds")
+    m["bad_input"] = evaluate_bad_input(model, cfg.n_bad, reference=first["ds"])
+    # figures: a few held-out clips of the first seed; the clips whose middle frame misses the source first
+    ds, maps, scores = first["ds"], first["maps"], first["scores"]
     t = ds.visible.shape[1]
     rows = np.argsort(ds.visible[:, t // 2], kind="stable")[: cfg.n_figure]
-    masks = source_masks(SSL_EVAL_SEED, int(rows.max()) + 1)[rows]
+    masks = source_masks(SSL_EVAL_SEED, int(rows.max()) + 1, start=first["start"])[rows]
     viz.localisation_grid(ds.frames[rows], maps[rows], masks, ds.visible[rows], out / "heatmaps.png",
                           title="localisation maps (green: the source is in view)")  # fmt: skip
     viz.score_bars_grid(scores[rows], ds.visible[rows], out / "score_bars.png",
                         title="per-frame SSL score (green: source in view; * top-1, m middle)")  # fmt: skip
-    ids = [f"toy-s{SSL_EVAL_SEED}-{i:05d}" for i in range(len(ds))]
+    ids = [f"toy-s{SSL_EVAL_SEED}-{first['start'] + i:05d}" for i in range(len(ds))]
     boxes = [[map_box(h) for h in clip] for clip in maps]
     write_topk_json(out / "top10_moments.json", {k: topk_entry(s, b) for k, s, b in zip(ids, scores, boxes)},
                     format="authors")  # fmt: skip
-    if cfg.downstream:
-        m.update(downstream_gen_accuracy(model, cfg))
-    m["seconds"] = time.time() - t0
-    m["config"] = asdict(cfg)
-    m["model"] = {"name": "toy-ssl", **{k: v for k, v in model_info("toy-ssl").items() if k in ("sha256", "command")}}
+    m.update({
+        "seeds": [s for s in cfg.seeds if s not in excluded], "excluded_seeds": excluded, "tuning_seed": TUNING_SEED,
+        "interval": stats.INTERVAL_DEFINITION if len(runs) > 1 else "one seed: no interval",
+        "seconds": time.time() - t0, "config": asdict(cfg), "command": f"s2v ssl --seeds {len(cfg.seeds)}",
+        "model": {"name": "toy-ssl", **{k: v for k, v in model_info("toy-ssl").items() if k in ("sha256", "command")}},
+    })  # fmt: skip
     (out / "metrics.json").write_text(json.dumps(m, indent=2) + "\n")
     print(summary(m))
     print(f"wrote {out}/metrics.json, heatmaps.png, score_bars.png, top10_moments.json")
     return m
 
 
-def downstream_gen_accuracy(model: SSLModel, cfg: SSLBenchConfig) -> dict:
+def downstream_gen_accuracy(model: SSLModel, cfg: SSLBenchConfig, seed: int = 1) -> dict:
     """The same alignment training (same clips, seeds, epochs) on SSL top-1 pairs and on middle-frame pairs; the
-    judge's accuracy on pictures generated from held-out sounds (``s2v_lib.experiment``)."""
+    judge's top-1 accuracy (and the lenient rate) on pictures generated from held-out sounds (``s2v_lib.experiment``)."""
     from .experiment import evaluate_variant, prepare_experiment, train_variant
 
     t0 = time.time()
     # flagged clips (silent, no source in view) are dropped from *both* variants so they differ only in the pairing
-    exp = prepare_experiment(cfg.n_train, cfg.n_val, cfg.n_test, seed=cfg.seed, ssl_select=True)
+    exp = prepare_experiment(cfg.n_train, cfg.n_val, cfg.n_test, seed=seed, ssl_select=True)
     res = {}
     for pairing in ("top1", "middle"):
         v = train_variant(exp, pairing=pairing, epochs=cfg.epochs)
         mv, _ = evaluate_variant(exp, v, steps=cfg.sampling_steps, with_oracle=pairing == "top1")
         res[pairing] = mv
-    return {
-        "gen_accuracy_top1": res["top1"]["gen_accuracy"],
-        "gen_accuracy_middle": res["middle"]["gen_accuracy"],
-        "gen_accuracy_gain": res["top1"]["gen_accuracy"] - res["middle"]["gen_accuracy"],
-        "oracle_accuracy": res["top1"]["oracle_accuracy"],
-        "same_category_at_1_top1": res["top1"]["same_category_at_1"],
-        "same_category_at_1_middle": res["middle"]["same_category_at_1"],
+    keys = {"gen_top1_accuracy": "gen_top1_accuracy", "gen_accuracy": "gen_accuracy",
+            "same_category_at_1": "same_category_at_1"}  # fmt: skip
+    out = {f"{k}_{p}": res[p][key] for k, key in keys.items() for p in ("top1", "middle")}
+    per_clip = {f"{k}_{p}": res[p]["_per_clip"][key] for k, key in keys.items() for p in ("top1", "middle")}
+    out.update({
+        "oracle_top1_accuracy": res["top1"]["oracle_top1_accuracy"], "oracle_accuracy": res["top1"]["oracle_accuracy"],
         "paired_frame_shows_source_top1": res["top1"]["paired_frame_shows_source"],
         "paired_frame_shows_source_middle": res["middle"]["paired_frame_shows_source"],
         "downstream": {"n_train": len(exp.train), "skipped_by_ssl": exp.ssl_counts, "epochs": cfg.epochs,
-                       "n_test": cfg.n_test, "seconds": time.time() - t0},  # fmt: skip
-    }
+                       "n_test": cfg.n_test, "seconds": time.time() - t0},
+    })  # fmt: skip
+    return {**out, "_per_clip": per_clip}
 
 
 def summary(m: dict) -> str:
+    from .stats import compare, fmt
+
     lines = [
-        f"localisation  pointing game {m['pointing_game']:.3f}   cIoU@0.5 {m['ciou_at_0.5']:.3f}   "
-        f"AUC(cIoU) {m['auc_ciou']:.3f}   ({m['n_visible_frames']} frames showing the source, {m['n_clips']} clips)",
-        f"top-1 frame shows the source  SSL {m['selection_precision']:.3f}   middle frame "
-        f"{m['selection_precision_middle']:.3f}   random frame {m['selection_precision_random']:.3f}",
+        f"localisation  pointing game {fmt(m['pointing_game'])}   cIoU@0.5 {fmt(m['ciou_at_0.5'])}   "
+        f"AUC(cIoU) {fmt(m['auc_ciou'])}   ({m['n_clips']} clips per seed)",
+        f"top-1 frame shows the source  SSL {fmt(m['selection_precision'])}   middle frame "
+        f"{fmt(m['selection_precision_middle'])}   random frame {fmt(m['selection_precision_random'])}",
     ]
     bad = m.get("bad_input", {})
     if bad:
         lines.append("bad input (flagged and skipped, never paired silently): " + "; ".join(
             f"{k}: {v['paired']}/{sum(v[f] for f in FLAGS)} paired, {v['paired_without_source']} without the source"
             for k, v in bad.items()))  # fmt: skip
-    if "gen_accuracy_top1" in m:
+    if "gen_top1_accuracy_top1" in m:
         d = m["downstream"]
-        lines.append(f"downstream ({d['n_train']} clips, {d['epochs']} epochs)  judged accuracy of generated pictures: "
-                     f"top-1 pairs {m['gen_accuracy_top1']:.3f} vs middle-frame pairs {m['gen_accuracy_middle']:.3f} "
-                     f"(gain {m['gen_accuracy_gain']:+.3f}; oracle {m['oracle_accuracy']:.3f})")  # fmt: skip
-    lines.append(f"wall time {m.get('seconds', 0):.0f} s")
+        a, b = m["gen_top1_accuracy_top1"], m["gen_top1_accuracy_middle"]
+        lines.append(f"downstream ({d['n_train']} clips, {d['epochs']} epochs)  judged top-1 accuracy of generated "
+                     f"pictures: SSL top-1 pairs {fmt(a)} vs middle-frame pairs {fmt(b)} (lenient "
+                     f"{fmt(m['gen_accuracy_top1'])} vs {fmt(m['gen_accuracy_middle'])}; true frame "
+                     f"{fmt(m['oracle_top1_accuracy'])}): {compare(a, b, names=('SSL top-1', 'middle frame'))}")  # fmt: skip
+    lines.append(f"seeds {m.get('seeds')}; wall time {m.get('seconds', 0):.0f} s")
     return "\n".join(lines)

@@ -27,6 +27,8 @@ import numpy as np
 
 N_BOOTSTRAP = 2000
 BOOTSTRAP_SEED = 12345
+INTERVAL_DEFINITION = ("95% interval: hierarchical percentile bootstrap, 2,000 resamples of the seeds and, within each, "
+                       "of its held-out clips (figures that are not means over clips: of the seeds only)")
 
 
 def is_interval(x) -> bool:
@@ -45,10 +47,15 @@ def interval(per_seed: Sequence[float], per_clip: Sequence[np.ndarray] | None = 
     out = {"mean": float("nan"), "ci95": [float("nan"), float("nan")], "per_seed": [float(v) for v in values]}
     if not keep.any():
         return out
+    clips = None
+    if per_clip is not None:  # per-clip values that are NaN (e.g. an attribute where nothing was found) are left out
+        clips = [np.asarray(c, dtype=np.float64) for c in per_clip]
+        clips = [c[np.isfinite(c)] for c in clips]
+        keep &= np.array([len(c) > 0 for c in clips])
+        clips = [c for c, k in zip(clips, keep) if k]
+        if not keep.any():
+            return out
     values = values[keep]
-    clips = [np.asarray(c, dtype=np.float64) for c, k in zip(per_clip, keep) if k] if per_clip is not None else None
-    if clips is not None and any(len(c) == 0 for c in clips):
-        raise ValueError("per_clip: every seed needs at least one clip value")
     rng = np.random.default_rng(seed)
     n = len(values)
     seeds = rng.integers(0, n, size=(n_boot, n))
@@ -123,23 +130,53 @@ def fmt(x, digits: int = 3) -> str:
     return f"{m:.{d}f}"
 
 
-def combine_seeds(runs: list[dict], per_clip: dict[str, list[np.ndarray]] | None = None) -> dict:
+def public(m):
+    """A metrics dict without its private parts (keys starting with ``_``, e.g. ``_per_clip``), recursively."""
+    if isinstance(m, dict):
+        return {k: public(v) for k, v in m.items() if not str(k).startswith("_")}
+    return m
+
+
+def combine_seeds(runs: list[dict]) -> dict:
     """Merge the metrics dicts of several seeds (same keys) into one: every number becomes an :func:`interval`;
-    nested dicts are merged key by key; other values (strings, lists) are kept from the first seed.
-    ``per_clip``: for the keys that are means over clips, each seed's per-clip values."""
-    per_clip = per_clip or {}
+    nested dicts are merged key by key; other values (strings, lists, booleans) are kept from the first seed.
+    A run's ``_per_clip`` dict (same key -> that seed's per-clip values) makes the interval resample clips too."""
     first = runs[0]
     out = {}
     for key, value in first.items():
+        if str(key).startswith("_"):
+            continue
         vals = [r.get(key) for r in runs]
         if isinstance(value, bool) or value is None:
             out[key] = value
         elif isinstance(value, (int, float)):
             nums = [float(v) if isinstance(v, (int, float)) and v is not None else float("nan") for v in vals]
-            out[key] = interval(nums, per_clip.get(key))
+            clips = [r.get("_per_clip", {}).get(key) for r in runs]
+            out[key] = interval(nums, clips if all(c is not None for c in clips) else None)
         elif isinstance(value, dict):
-            sub = {k[len(key) + 1 :]: v for k, v in per_clip.items() if k.startswith(key + "/")}
-            out[key] = combine_seeds([v if isinstance(v, dict) else {} for v in vals], sub)
+            out[key] = combine_seeds([v if isinstance(v, dict) else {} for v in vals])
         else:
             out[key] = value
     return out
+
+
+class Diverged(RuntimeError):
+    """A training run whose loss became NaN or infinite: its seed is excluded from the figures, and counted."""
+
+
+def over_seeds(run_one, seeds: Sequence[int], desc: str = "seeds") -> tuple[dict, list[dict], dict[int, str]]:
+    """Run ``run_one(seed) -> metrics`` for each seed and merge the results (:func:`combine_seeds`; one seed: its
+    metrics as they are). A seed that raises :class:`Diverged` is left out and reported, never averaged in.
+    Returns (merged metrics, the per-seed metrics, {excluded seed: why})."""
+    from .progress import progress
+
+    runs, excluded = [], {}
+    for seed in progress(list(seeds), desc=desc, unit="seed"):
+        try:
+            runs.append(run_one(seed))
+        except Diverged as err:
+            excluded[int(seed)] = str(err)
+    if not runs:
+        raise Diverged(f"training diverged for every seed ({excluded})")
+    merged = combine_seeds(runs) if len(runs) > 1 else public(runs[0])
+    return merged, runs, excluded

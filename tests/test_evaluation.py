@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from s2v_lib import metrics
-from s2v_lib.ablation import ROWS, AblationConfig, markdown_table, run_ablation
+from s2v_lib.ablation import ROWS, AblationConfig, run_ablation
+from s2v_lib.audio import FrontEnd
 from s2v_lib.audio_encoder import AudioEncoder
 from s2v_lib.data import build_toy_dataset, take_frames, truth_frame
 from s2v_lib.demo import OutputExists
@@ -58,22 +59,22 @@ def test_diversity_is_zero_for_copies_and_needs_two_pictures():
 def test_gradcam_maps_cover_the_spectrogram_and_depend_on_the_picture():
     torch.manual_seed(0)
     model = AudioEncoder()
-    specs = torch.randn(2, 1, 64, 65)
+    specs = torch.randn(2, 1, *FrontEnd.preset("toy").shape)
     targets = torch.randn(2, 128)
     maps = spectrogram_cam(model, specs, targets)
-    assert maps.shape == (2, 64, 65) and maps.min() >= 0 and maps.max() <= 1 + 1e-6
+    assert maps.shape == (2, *FrontEnd.preset("toy").shape) and maps.min() >= 0 and maps.max() <= 1 + 1e-6
     other = spectrogram_cam(model, specs, -targets)
     assert not np.allclose(maps, other)
     pics = np.zeros((2, 32, 32, 3), np.uint8)
-    assert explain_pictures(model, specs, pics, load_image_encoder("toy")).shape == (2, 64, 65)
+    assert explain_pictures(model, specs, pics, load_image_encoder("toy")).shape == (2, *FrontEnd.preset("toy").shape)
 
 
 def test_gradcam_refuses_bad_input():
     model = AudioEncoder()
     with pytest.raises(ValueError, match="NaN"):
-        spectrogram_cam(model, torch.full((1, 1, 64, 65), float("nan")), torch.zeros(1, 128))
+        spectrogram_cam(model, torch.full((1, 1, *FrontEnd.preset("toy").shape), float("nan")), torch.zeros(1, 128))
     with pytest.raises(ValueError, match="target"):
-        spectrogram_cam(model, torch.zeros(2, 1, 64, 65), torch.zeros(1, 128))
+        spectrogram_cam(model, torch.zeros(2, 1, *FrontEnd.preset("toy").shape), torch.zeros(1, 128))
 
 
 def test_standing_stats_replace_the_running_statistics():
@@ -96,48 +97,105 @@ def test_a_constant_waveform_gives_a_finite_picture_not_nan():
 @pytest.fixture(scope="module")
 def tiny_ablation(tmp_path_factory):
     out = tmp_path_factory.mktemp("ablate")
-    rows = ("MSE", "oracle, GAN", "real frames (other clips)")
-    cfg = AblationConfig(n_train=96, n_val=16, n_test=24, epochs=1, n_diversity=6, sampling_steps=2, n_fid=8, rows=rows)
+    rows = ("mse", "prior_affine", "null_shuffled", "null_mean", "prototype", "true_frame_gan", "real_frames")
+    cfg = AblationConfig(n_train=96, n_val=16, n_test=24, epochs=1, n_diversity=6, sampling_steps=2, n_fid=8, rows=rows,
+                         seeds=(1, 2))  # fmt: skip
     return out, run_ablation(out, cfg)
 
 
-def test_ablation_writes_every_table_and_row(tiny_ablation):
+def test_ablation_writes_every_table_and_row_with_intervals(tiny_ablation):
     out, m = tiny_ablation
-    assert list(m["rows"]) == ["MSE", "oracle, GAN", "real frames (other clips)"]
-    for name in (
-        "ablation.csv",
-        "ablation.md",
-        "metrics.json",
-        "ablation_grid.png",
-        "ablation_bars.png",
-        "pictures.npz",
-    ):
+    assert list(m["rows"]) == ["prior_affine", "mse", "null_shuffled", "null_mean", "prototype", "true_frame_gan",
+                               "real_frames"]  # fmt: skip
+    for name in ("ablation.csv", "ablation.md", "metrics.json", "ablation_grid.png", "ablation_bars.png", "pictures.npz"):
         assert (out / name).exists(), name
     saved = json.loads((out / "metrics.json").read_text())
-    for row in saved["rows"].values():
-        for key in ("gen_accuracy", "size_mae", "frechet_toy", "fid_inception", "judge_is"):
-            assert np.isfinite(row[key]), key
-    assert "gen_r_at_1" in saved["rows"]["MSE"] and "gen_r_at_1" not in saved["rows"]["real frames (other clips)"]
-    assert saved["rows"]["real frames (other clips)"]["gen_accuracy"] > 0.5  # real frames, judged on their own labels
-    assert saved["rows"]["MSE"]["diversity"] > 0 and "diversity" not in saved["rows"]["real frames (other clips)"]
-    assert "r_at_1" in saved["rows"]["MSE"] and "r_at_1" not in saved["rows"]["oracle, GAN"]
-    csv_rows = (out / "ablation.csv").read_text().splitlines()
-    assert len(csv_rows) == 1 + 3
-    assert (out / "ablation.md").read_text().count("\n") == 2 + 3
+    assert saved["seeds"] == [1, 2] and saved["tuning_seed"] == 0 and "bootstrap" in saved["interval"]
+    for rid, row in saved["rows"].items():
+        assert {"loss", "pairing", "generator", "source", "name"} <= set(row), rid
+        for key in ("gen_top1_accuracy", "gen_accuracy", "frechet_toy", "frechet_judge", "fid_inception", "judge_is"):
+            x = row[key]
+            assert set(x) >= {"mean", "ci95", "per_seed"} and len(x["per_seed"]) == 2, (rid, key)
+            assert x["ci95"][0] <= x["mean"] <= x["ci95"][1], (rid, key)
+    rows = saved["rows"]
+    assert "gen_r_at_1_judge" in rows["mse"] and "gen_r_at_1" not in rows["real_frames"]
+    assert rows["real_frames"]["gen_top1_accuracy"]["mean"] > 0.5  # real frames, judged on their own labels
+    assert "diversity" in rows["mse"] and "diversity" not in rows["real_frames"]
+    assert "r_at_1" in rows["mse"] and "r_at_1" not in rows["true_frame_gan"]
+    # the attribute columns come with their constant-guess reference
+    assert {"size_mae", "size_mae_constant", "size_spearman", "found_rate"} <= set(rows["prototype"])
+    assert len((out / "ablation.csv").read_text().splitlines()) == 1 + 7
+    assert (out / "ablation.md").read_text().count("\n") == 2 + 7 and "±" in (out / "ablation.md").read_text()
 
 
-def test_ablation_refuses_to_overwrite_and_unknown_rows(tiny_ablation, tmp_path):
+def test_null_rows_feed_the_generator_what_they_say(tiny_ablation):
+    from s2v_lib.ablation import shuffled
+
+    p = shuffled(50, 3)
+    assert sorted(p) == list(range(50)) and (p != np.arange(50)).all()  # every sound gets another clip's embedding
+    _, m = tiny_ablation
+    null_mean = m["rows"]["null_mean"]
+    # one embedding for every sound: pictures differ only by generator noise, so the judge sees few categories
+    assert null_mean["judge_is"]["mean"] < m["rows"]["real_frames"]["judge_is"]["mean"]
+
+
+def test_ablation_refuses_to_overwrite_unknown_rows_and_the_tuning_seed(tiny_ablation, tmp_path):
     out, _ = tiny_ablation
     with pytest.raises(OutputExists):
         run_ablation(out, AblationConfig())
     with pytest.raises(ValueError, match="unknown ablation rows"):
         run_ablation(tmp_path, AblationConfig(rows=("no such row",)))
+    with pytest.raises(ValueError, match="tuning seed"):
+        run_ablation(tmp_path / "t", AblationConfig(seeds=(0, 1)))
 
 
-def test_the_ablation_has_the_issues_rows():
+def test_the_ablation_has_the_papers_rows_and_the_reference_rows():
+    ids = {r.id for r in ROWS}
+    assert {"null_shuffled", "null_mean", "prototype", "true_frame", "real_frames"} <= ids
+    assert {"prior_affine", "prior_retrieval", "prior_diffusion"} <= ids
     losses = {r.loss for r in ROWS if r.source == "audio"}
-    assert losses == {"infonce_l2", "infonce_l2_normalized", "infonce_cosine", "mse", "l1"}
+    assert losses == {"infonce_l2", "infonce_l2_normalized", "infonce_cosine", "infonce_cosine_tau0.1", "mse", "l1"}
     assert {r.pairing for r in ROWS if r.source == "audio"} == {"top1", "middle", "random"}
     assert {r.generator for r in ROWS if r.source != "real"} == {"toy-diffusion", "toy-gan"}
-    assert {r.source for r in ROWS} == {"audio", "oracle", "real"}
-    assert markdown_table({"x": {"gen_accuracy": 0.5}}).splitlines()[2] == "| x | 0.500 |"
+    assert len(ids) == len(ROWS)  # ids are unique
+
+
+def test_attribute_scores_are_defined_only_where_the_category_is_found():
+    """A judge that never finds the category: no attribute error at all (not an average over absent objects)."""
+
+    class Blind:
+        def judge(self, images):
+            b, n = images.shape[:2]
+            return {"probs": np.zeros((b, n, 8)), "size": np.full((b, n, 8), 3.0), "shade": np.full((b, n, 8), 0.5)}
+
+    class Sees(Blind):
+        def judge(self, images):
+            out = super().judge(images)
+            out["probs"][:] = 1.0
+            out["size"][:, :, 2] = np.arange(images.shape[0])[:, None] + 2.0  # reads size in the truth's order
+            return out
+
+    images = np.zeros((5, 1, 32, 32, 3), np.uint8)
+    cats, size, shade = np.full(5, 2), np.arange(5) + 2.5, np.full(5, 0.5)
+    blind = metrics.attribute_scores(Blind(), images, cats, size, shade, {"size": 4.0, "shade": 0.5})
+    assert blind["found_rate"] == 0 and np.isnan(blind["size_mae"]) and np.isnan(blind["size_spearman"])
+    seen = metrics.attribute_scores(Sees(), images, cats, size, shade, {"size": 4.0, "shade": 0.5})
+    assert seen["size_mae"] == pytest.approx(0.5) and seen["size_spearman"] == pytest.approx(1.0)
+    assert seen["size_mae_constant"] == pytest.approx(np.abs(4.0 - size).mean())
+
+
+def test_a_briefly_trained_encoder_beats_the_shuffled_null_by_a_clear_margin(cache_tmp):
+    """End to end on held-out clips: sound -> trained encoder -> generator -> judge, against the same pictures drawn
+    from another clip's sound (the shuffled null). If the method learned nothing the two would be equal."""
+    from s2v_lib.ablation import shuffled
+    from s2v_lib.experiment import generator_input, prepare_experiment, train_variant
+    from s2v_lib.registry import load_generator
+
+    exp = prepare_experiment(n_train=640, n_val=64, n_test=96, seed=3)
+    v = train_variant(exp, "infonce_l2", "middle", epochs=2)
+    gen, judge = load_generator("toy-diffusion"), load_judge()
+    emb = generator_input(exp, v)
+    own = metrics.judged_scores(judge, gen.generate(emb, n=1, seed=0, steps=5), exp.test.label)["top1_accuracy"]
+    other = emb[torch.as_tensor(shuffled(len(emb), 0))]
+    null = metrics.judged_scores(judge, gen.generate(other, n=1, seed=0, steps=5), exp.test.label)["top1_accuracy"]
+    assert own > null + 0.25, (own, null)
