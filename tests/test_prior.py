@@ -142,3 +142,16 @@ def test_fit_prior_for_variant_records_the_encoder_and_uses_what_the_generator_s
     assert pr.encoder_id(other) != pr.encoder_id(model)
     with pytest.raises(ValueError, match="audio_encoder"):
         p.check_compatible(audio_encoder=pr.encoder_id(other))
+
+
+def test_every_prior_works_in_the_full_profiles_1024_d_space():
+    g = torch.Generator().manual_seed(0)
+    audio, image = torch.randn(40, 1024, generator=g), torch.randn(40, 1024, generator=g)
+    full = {"profile": "full", "audio_encoder": "sha256:dddd", "image_encoder": "openclip-vit-h-14:ViT-H-14/x"}
+    for name, kw in (("affine", {}), ("retrieval", {"match": "image"}), ("diffusion", {"steps": 3, "hidden": 64})):
+        p = pr.fit_prior(name, audio, image, **full, **kw)
+        assert p.sample(audio[:3], n=2).shape == (3, 2, 1024) and torch.isfinite(p.sample(audio[:3])).all()
+        with pytest.raises(ValueError, match="profile 'full', not 'toy'"):
+            p.check_compatible(profile="toy", dim=1024)
+        with pytest.raises(ValueError, match="expects 1024-d embeddings, got 128-d"):
+            p(torch.randn(2, 128))
