@@ -24,6 +24,7 @@
 # - how to listen to and look at the course's data;
 # - how a frozen generator draws from an image embedding (the "oracle" path);
 # - your first sound-to-picture: a sound's embedding fed to the same generator;
+# - your own recording drawn, with how far to trust its picture (its familiarity);
 # - how the rest of the course (notebooks 01-06) takes the pipeline apart.
 #
 # The first cell below sets everything up. On Google Colab it fetches and installs the course (keeping Colab's own
@@ -181,7 +182,52 @@ else:
     print("toy profile: set S2V_PROFILE=full (and use a GPU) to load the paper's models with the same two calls")
 
 # %% [markdown]
-# ## 8. The course
+# ## 8. Try your own sound
+#
+# Any recording works: a file on your computer, or on Colab the browser's microphone or an upload. The toy world
+# knows only eight sounds, so each picture comes with its **familiarity**: the toy sound it is nearest to, and how
+# far from every training sound the encoder put it, in units of a typical unseen toy clip. An *unfamiliar* sound is
+# still drawn, but its picture is the generator's guess among toy pictures, not a failure of the method
+# (`s2v familiarity` measures how well this tells toy clips from real recordings; `s2v generate` does the same for
+# files). A recording shorter than half a second is refused: tiled to fill a clip it would be a train of clicks.
+#
+# The reference is what the measure compares with: the training sounds as the encoder sees them, calibrated on unseen
+# toy clips.
+
+# %%
+from s2v_lib import generate
+from s2v_lib.audio import save_wav
+
+reference = generate.load_reference(audio_encoder)
+print(reference.summary())
+
+# %% [markdown]
+# Your sound: on Colab the cell records three seconds from your microphone (the browser asks first; use
+# `generate.upload_in_browser()` to upload a file instead); elsewhere put a file's path in `your_sound`. Left empty,
+# two sounds made here stand in: a toy siren the encoder has never heard, and a telephone ring.
+
+# %%
+your_sound = None  # e.g. "~/Music/dog_bark.wav"
+if course.in_colab():
+    your_sound = generate.record_in_browser("my_sound.webm", seconds=3)
+if your_sound:
+    sounds = [your_sound]
+else:
+    siren = tw.make_clip(seed=7, index=200, category=tw.category_index("siren")).audio
+    t = np.arange(3 * 16000) / 16000
+    ring = 0.3 * (np.sin(2 * np.pi * 440 * t) + np.sin(2 * np.pi * 480 * t)) * ((t % 0.6) < 0.4)  # two tones, on/off
+    sounds = [save_wav(course.runs_dir("course") / "toy_siren.wav", siren),
+              save_wav(course.runs_dir("course") / "telephone_ring.wav", ring)]  # fmt: skip
+
+# %%
+for sound in sounds:
+    drawing = generate.draw_sound(sound, audio_encoder, generator, reference, n=4, seed=0)
+    print(f"{sound}: {drawing.note()}")
+    display(viz.audio_player(drawing.wave))
+    fig = viz.image_grid(drawing.pictures[None], [str(sound).rsplit("/", 1)[-1]], title="your sound -> pictures")
+
+# %% [markdown]
+# ## 9. The course
 #
 # | notebook | stage | what you measure |
 # |---|---|---|
@@ -201,6 +247,7 @@ else:
 # - Training pulls each sound's embedding onto its frame's embedding ($\mathcal{L}$ above), with no labels.
 # - The generator cannot tell where an embedding came from: fed a sound's embedding, it draws a picture.
 # - The oracle path (frame embedding) bounds what the sound path can reach; the judge measures both.
+# - A sound unlike the training sounds is still drawn; its familiarity says that the picture is only a guess.
 #
 # ## Exercises
 #
