@@ -73,7 +73,7 @@ class Familiarity:
 
     nearest: str  # the toy category most of the k nearest training clips belong to
     share: float  # the share of the k nearest training clips in that category
-    distance: float  # d(a) in units of a typical held-out toy clip's d
+    distance: float  # the combined stage distance, in units of a typical held-out toy clip's
     familiarity: float  # share of held-out toy clips at least as far from the training clips
     unfamiliar: bool
     threshold: float  # the distance above which a sound is unfamiliar

@@ -10,6 +10,7 @@ from s2v_lib import familiarity as fam
 from s2v_lib import toyworld as tw
 from s2v_lib.audio_encoder import AudioEncoder, save_audio_encoder
 from s2v_lib.cli import main
+from s2v_lib.data import write_clip_files
 from s2v_lib.generate import EXIT_FLAGGED, EXIT_REFUSED
 
 
@@ -59,21 +60,32 @@ def test_every_bad_file_is_one_line_the_others_are_drawn_and_the_exit_status_say
     nan = tone(1.0, 16000)
     nan[100] = np.nan
     put("nan.wav", nan, 16000, subtype="FLOAT")
+    put("cut.flac", tone(4.0, 16000) + np.random.default_rng(1).normal(0, 0.05, 64000).astype(np.float32), 16000)
+    files["cut.flac"].write_bytes(files["cut.flac"].read_bytes()[: files["cut.flac"].stat().st_size // 2])
+    files["cut.mp4"] = write_clip_files(tw.make_clip(0, 1), tmp_path, "clip")["mp4"]
+    files["cut.mp4"].write_bytes(files["cut.mp4"].read_bytes()[: files["cut.mp4"].stat().st_size // 2])
+    put("hour.wav", tone(5.0, 48000, channels=2), 48000, subtype="PCM_16")
+    n = 3600 * 48000 * 2 * 2  # the header says one hour of 16-bit stereo; the file is made sparse (no disk used)
+    with open(files["hour.wav"], "r+b") as f:
+        f.seek(40)
+        f.write(n.to_bytes(4, "little"))
+        f.truncate(44 + n)
     out = tmp_path / "pics"
     rc = main(["generate", *map(str, files.values()), "--out", str(out), "--encoder", str(enc), "--n", "1"])
     lines = capsys.readouterr().out.splitlines()
-    refused = ["blip_10ms.wav", "cut_to_70ms.wav", "header_only.wav", "empty.wav", "noise.mp4", "nan.wav"]
-    drawn = ["eight_bit.wav", "surround_96k_24bit.wav", "long.flac", "cut.wav"]
+    refused = ["blip_10ms.wav", "cut_to_70ms.wav", "header_only.wav", "empty.wav", "noise.mp4", "nan.wav", "cut.mp4"]
+    drawn = ["eight_bit.wav", "surround_96k_24bit.wav", "long.flac", "cut.wav", "cut.flac", "hour.wav"]
     assert rc == EXIT_REFUSED
     for name in refused:  # exactly one line each, naming the file
         assert len([x for x in lines if str(files[name]) in x]) == 1, name
     assert [x for x in lines if str(files["cut_to_70ms.wav"]) in x][0].count("too short") == 1
     warned = [x for x in lines if x.startswith("warning:")]
-    assert len(warned) == 1 and str(files["cut.wav"]) in warned[0] and "holds 1.00 s" in warned[0]
+    assert len(warned) == 2 and str(files["cut.wav"]) in warned[0] and "holds 1.00 s" in warned[0]
+    assert str(files["cut.flac"]) in warned[1] and "promises 4.00 s" in warned[1]
     report = json.loads((out / "generated.json").read_text())
     assert set(report["failed"]) == {str(files[n]) for n in refused}
     assert set(report["written"]) == set(report["familiarity"]) == {str(files[n]) for n in drawn}
-    assert set(report["flagged"]) == {str(files["cut.wav"])}
+    assert set(report["flagged"]) == {str(files["cut.wav"]), str(files["cut.flac"])}
     for name in drawn:
         assert (out / f"{files[name].stem}_grid.png").exists()
         assert report["familiarity"][str(files[name])]["nearest"] in tw.CATEGORY_NAMES
