@@ -32,12 +32,12 @@ def test_affine_prior_recovers_a_known_affine_map_between_different_dimensions()
 def test_retrieval_prior_returns_training_image_embeddings():
     g = torch.Generator().manual_seed(0)
     audio, image = torch.randn(50, 8, generator=g), torch.randn(50, 8, generator=g) + 5
-    snap = pr.fit_prior("retrieval", audio, image, **ID)  # k=1, match by audio: a training sound gets its own frame
+    snap = pr.fit_prior("retrieval", audio, image, k=1, **ID)  # match by audio: a training sound gets its own frame
     torch.testing.assert_close(snap(audio), image)
     query = audio[:10] + 0.01 * torch.randn(10, 8, generator=g)
     torch.testing.assert_close(snap(query), image[:10])
     # match="image": the training image embedding nearest to the query itself
-    by_image = pr.fit_prior("retrieval", audio, image, match="image", **ID)(image[5:7] + 0.01)
+    by_image = pr.fit_prior("retrieval", audio, image, k=1, match="image", **ID)(image[5:7] + 0.01)
     torch.testing.assert_close(by_image, image[5:7])
     # pick="random" among k: every sample is one of the k nearest clips' image embeddings, and they differ
     rand = pr.fit_prior("retrieval", audio, image, k=5, pick="random", **ID)
@@ -48,7 +48,7 @@ def test_retrieval_prior_returns_training_image_embeddings():
         assert (d.min(1).values < 1e-5).all()
         assert len(torch.unique(d.argmin(1))) > 1
     # blend=0.5: halfway between the input and the retrieved embedding
-    half = pr.fit_prior("retrieval", audio, image, blend=0.5, **ID)(audio[:3])
+    half = pr.fit_prior("retrieval", audio, image, k=1, blend=0.5, **ID)(audio[:3])
     torch.testing.assert_close(half, 0.5 * audio[:3] + 0.5 * image[:3])
 
 
@@ -62,7 +62,7 @@ def test_diffusion_prior_samples_the_conditional_distribution_with_its_spread():
     label = torch.randint(0, k, (n,), generator=g)
     audio = centres_a[label] + 0.1 * torch.randn(n, d, generator=g)
     image = centres_v[label] + sigma * torch.randn(n, d, generator=g)
-    p = pr.fit_prior("diffusion", audio, image, steps=800, hidden=128, depth=2, batch_size=128, **ID)
+    p = pr.fit_prior("diffusion", audio, image, steps=800, hidden=128, depth=2, batch_size=128, guidance=1.0, **ID)
     s = p.sample(centres_a, n=64, seed=1)  # [k, 64, d]
     dist = torch.cdist(s.reshape(-1, d), centres_v).view(k, 64, k)
     assert (dist.argmin(-1) == torch.arange(k)[:, None]).float().mean() > 0.95
@@ -134,6 +134,7 @@ def test_fit_prior_for_variant_records_the_encoder_and_uses_what_the_generator_s
     exp = SimpleNamespace(specs={"train": torch.randn(6, 1, 32, 16)}, training_pairs=lambda pairing: (None, anchors))
     v = SimpleNamespace(model=model, loss="infonce_cosine", pairing="middle")  # a direction-only loss
     p = pr.fit_prior_for_variant(exp, v, "retrieval")
+    assert p.settings["k"] == 6  # never more neighbours than training pairs
     assert p.info["audio_encoder"] == pr.encoder_id(model) and p.info["image_encoder"].startswith("toy:")
     assert p.info["profile"] == "toy" and p.info["n_train"] == 6
     # rescaled to the anchors' mean norm, as experiment.generator_input does for direction-only losses
