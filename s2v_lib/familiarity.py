@@ -259,7 +259,7 @@ def reference_from_experiment(model, exp) -> Reference:
 
 def toy_reference(model, n_reference: int = 400, n_calibration: int = 200, seed: int = REFERENCE_SEED) -> Reference:
     """A reference from fresh toy clips (for an encoder whose training clips are not at hand): ``n_reference`` clips
-    stand in for the training clips and ``n_calibration`` others calibrate. About 10 s the first time."""
+    stand in for the training clips and ``n_calibration`` others calibrate (built once: the toy clips are cached)."""
     from .data import build_toy_dataset
 
     ds = build_toy_dataset(n_reference + n_calibration, seed=seed)
