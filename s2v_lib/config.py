@@ -40,7 +40,7 @@ def cache_dir() -> Path:
 def setup_torch(threads: int | None = None) -> int:
     """Set torch's intra-op thread count explicitly (and one inter-op thread); returns the count used."""
     if threads is None:
-        threads = int(os.environ.get("S2V_THREADS", 0)) or min(os.cpu_count() or 1, 8)
+        threads = int(os.environ.get("S2V_THREADS", "").strip() or 0) or min(os.cpu_count() or 1, 8)
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     try:

@@ -26,7 +26,7 @@ from . import toyworld as tw
 from .config import cache_dir
 from .progress import progress
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the world renders within full scale (levels -15 dB); caches of version 1 hold louder audio
 
 
 @dataclass

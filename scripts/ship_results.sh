@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Maintainers: re-make the shipped tables in data/results/ that the notebooks and the README read (not run by CI).
 #
-#   bash scripts/ship_results.sh [COMMAND ...]      # default: ablate ssl control geometry ambiguity
+#   bash scripts/ship_results.sh [COMMAND ...]      # default: demo ablate ssl control geometry ambiguity
 #
 # Each command runs with --seeds 3 (reported seeds 1, 2, 3; settings were chosen on seed 0) into runs/ship/<name>,
 # then its tables and figures (not its large arrays or trained weights) are copied to data/results/<name>/ and the
@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export S2V_THREADS="${S2V_THREADS:-2}" S2V_QUIET="${S2V_QUIET:-1}" HF_HUB_OFFLINE=1 MPLBACKEND=Agg
 commands=("$@")
-[ ${#commands[@]} -gt 0 ] || commands=(ablate ssl control geometry ambiguity)
+[ ${#commands[@]} -gt 0 ] || commands=(demo ablate ssl control geometry ambiguity)
 for name in "${commands[@]}"; do
   run="runs/ship/$name"
   start=$(date +%s)

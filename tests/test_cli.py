@@ -28,10 +28,15 @@ def test_existing_output_is_not_overwritten(tmp_path, capsys):
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"r_at_1": 0.5}
 
 
-def test_full_profile_offline_says_what_is_missing():
-    r = run("demo", "--out", "unused", env={"S2V_PROFILE": "full", "HF_HUB_OFFLINE": "1"})
-    assert r.returncode == 1
-    assert "ViT-H-14" in r.stderr and "S2V_PROFILE=toy" in r.stderr and "Traceback" not in r.stderr
+def test_full_profile_without_data_or_offline_says_what_is_missing(tmp_path):
+    r = run("demo", "--out", str(tmp_path / "unused"), env={"S2V_PROFILE": "full", "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 1 and "--data DIR" in r.stderr and "S2V_PROFILE=toy" in r.stderr
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    r = run("demo", "--data", str(clips), "--out", str(tmp_path / "out"),
+            env={"S2V_PROFILE": "full", "HF_HUB_OFFLINE": "1", "S2V_UNCLIP_REPO": "sd2-community/stable-diffusion-2-1-unclip"})  # fmt: skip
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "sd2-community/stable-diffusion-2-1-unclip" in r.stderr and "hf download" in r.stderr
 
 
 def test_generate_processes_good_files_and_reports_bad_ones(tmp_path, capsys):
