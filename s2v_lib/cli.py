@@ -85,8 +85,8 @@ def _cmd_ablate(args) -> int:
 def _cmd_ambiguity(args) -> int:
     from .ambiguity import AmbiguityConfig, run_ambiguity, summary
 
-    cfg = AmbiguityConfig(knobs=tuple(args.knobs), seeds=_seeds(args), n_train=args.clips,
-                          epochs=args.epochs)  # fmt: skip
+    sizes = {k: v for k, v in (("n_train", args.clips), ("epochs", args.epochs)) if v is not None}
+    cfg = AmbiguityConfig(knobs=tuple(args.knobs), seeds=_seeds(args), **sizes)
     print(summary(run_ambiguity(args.out, cfg, force=args.force)))
     print(f"wrote {args.out}/metrics.json, ambiguity.md, ambiguity.png")
     return 0
@@ -201,8 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
                              seeds=3)  # fmt: skip
     pam.add_argument("--knobs", type=lambda s: [float(x) for x in s.split(",")], default=[0.0, 0.5, 1.0],
                      help="ambiguity settings, comma-separated (default 0,0.5,1)")  # fmt: skip
-    pam.add_argument("--clips", type=int, default=640, help="training clips per seed and setting")
-    pam.add_argument("--epochs", type=int, default=2)
+    pam.add_argument("--clips", type=int, default=None, help="training clips per seed and setting (default 1024)")
+    pam.add_argument("--epochs", type=int, default=None, help="default 8")
     pam.set_defaults(func=_cmd_ambiguity)
 
     pp = sub.add_parser("pretrain", help="(maintainers) train the frozen toy models shipped in data/models")
