@@ -47,7 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from s2v_lib import course, experiment, geometry, losses, metrics, results, selfcheck, viz
+from s2v_lib import course, experiment, geometry, losses, metrics, results, selfcheck, stats, viz
 from s2v_lib import toyworld as tw
 from s2v_lib.audio_encoder import AudioEncoder, embed_spectrograms
 
@@ -255,7 +255,8 @@ try:
     rows = geo["variants"]
     for name in ("untrained", "infonce_l2"):
         r = rows[name]
-        print(f"{name:11s} |a| / |v| = {r['audio_norm'] / r['image_norm']:.2f}   gap = {r['gap_centroid']:.2f}")
+        ratio = stats.mean_of(r["audio_norm"]) / stats.mean_of(r["image_norm"])
+        print(f"{name:11s} |a| / |v| = {ratio:.2f}   gap = {stats.fmt(r['gap_centroid'])}")
     print(results.describe(geo))
 except FileNotFoundError as err:
     print(f"no geometry table yet ({err}); notebook 06 measures it")

@@ -29,9 +29,9 @@
 #   losses that only align directions;
 # - that a small gap is necessary for generation, but not sufficient.
 #
-# The embeddings come from `s2v geometry --out runs/geometry` (about 5 minutes: an untrained audio encoder and one
-# encoder per loss, trained on the same toy clips). If that run is missing, this notebook computes a smaller version
-# (two losses, fewer clips) in about a minute. It also reads full-profile embeddings: see section 7.
+# The embeddings and the table come from `s2v geometry --seeds 3` (an untrained audio encoder and one encoder per
+# loss, trained on the same toy clips, three seeds): the course ships them in `data/results/geometry/`, and your own
+# `runs/geometry` replaces them. It also reads full-profile embeddings: see section 8.
 
 # %%
 import sys
@@ -44,13 +44,15 @@ if "google.colab" in sys.modules:  # on Colab: fetch the course once and install
     from s2v_lib.course import install_course
 
     install_course("s2v-course")
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
+from IPython.display import display
 
-from s2v_lib import course, geometry, losses, viz
+from s2v_lib import course, geometry, losses, results, stats, viz
 from s2v_lib import toyworld as tw
-from s2v_lib.config import REPO_ROOT
 
 info = course.setup_notebook()
 
@@ -89,14 +91,10 @@ info = course.setup_notebook()
 # generator receives them, their image embeddings, and their categories.
 
 # %%
-RUN = REPO_ROOT / "runs" / "geometry"  # written by `s2v geometry`; point this at your own file (section 7)
-EMBEDDINGS = RUN / "embeddings.npz"
-if EMBEDDINGS.exists():
-    sets, category_names = geometry.load_embeddings(EMBEDDINGS)
-    print(f"loaded {EMBEDDINGS}")
-else:  # no saved run: a smaller version, about a minute on two cores
-    sets, category_names = geometry.quick_embeddings(n_train=600, epochs=2), None
-    print("no saved run: trained two encoders on 600 clips for 2 epochs (run `s2v geometry` for all five losses)")
+geo = results.load("geometry")  # the table (all seeds) and where it was read from
+print(results.describe(geo))
+RUN = Path(geo["_path"])  # set this to your own folder to read other embeddings (section 8)
+sets, category_names = geometry.load_embeddings(RUN / "embeddings.npz")  # the first seed's held-out embeddings
 for name, s in sets.items():
     print(f"{name:<24} audio {s.audio.shape}  image {s.image.shape}  {len(np.unique(s.label))} categories")
 
@@ -121,24 +119,26 @@ print(f"mean length: audio {np.linalg.norm(before.audio, axis=1).mean():.2f}, "
 # %% [markdown]
 # ## 3. Every variant, every measure
 #
-# `gen_accuracy` (how often the judge recognises the right category in the picture drawn from the sound) comes from
-# the `s2v geometry` run when there is one.
+# First on the embeddings loaded above (one seed), every measure of section 1:
 
 # %%
 table = pd.DataFrame(geometry.gap_table(sets)).T
-METRICS = RUN / "metrics.json"
-if EMBEDDINGS.exists() and METRICS.exists():
-    import json
-
-    saved = json.loads(METRICS.read_text())
-    table["gen_accuracy"] = pd.Series({k: r.get("gen_accuracy") for k, r in saved["variants"].items()})
 columns = ["gap_centroid", "gap_centroid_normalized", "probe_accuracy", "paired_cosine", "unpaired_cosine",
-           "alignment", "uniformity_audio", "uniformity_image", "audio_norm"]
-table[columns + [c for c in ["gen_accuracy"] if c in table]].round(3)
+           "alignment", "uniformity_audio", "uniformity_image", "audio_norm", "image_norm"]
+table[columns].round(3)
+
+# %% [markdown]
+# And over all seeds of the run, with 95% intervals, beside the judged top-1 accuracy of the pictures drawn from each
+# variant's embeddings:
 
 # %%
-for key, value in geometry.gap_summary(table.T.to_dict()).items():
-    print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
+f = stats.fmt
+shown = ("gap_centroid", "gap_centroid_normalized", "audio_norm", "image_norm", "gen_top1_accuracy")
+rows = [[name] + [f(r.get(k)) for k in shown] for name, r in geo["variants"].items()]
+display(pd.DataFrame(rows, columns=["variant", *shown]).set_index("variant"))
+for key in ("gap_ratio_after_before", "gap_ratio_after_before_normalized", "statement", "closing_gap_statement"):
+    if key in geo:
+        print(f"{key}: {geo[key]:.3f}" if isinstance(geo[key], float) else f"{key}: {geo[key]}")
 
 # %% [markdown]
 # How to read it (the numbers are this run's):
@@ -190,11 +190,12 @@ fig = viz.embedding_maps(maps, category_names=category_names, ncols=4)
 # (needs the `s2v geometry` run, which generates and judges them).
 
 # %%
-if "gen_accuracy" in table:
-    fig = viz.gap_vs_accuracy(table.T.to_dict())
-    print(table["gen_accuracy"].round(3).to_string())
-else:
-    print("run `s2v geometry --out runs/geometry` (about 5 minutes) to draw this scatter")
+fig = viz.gap_vs_accuracy({k: {m: stats.mean_of(x) for m, x in r.items() if m in ("gap_centroid", "gap_centroid_normalized",
+                                                                               "gen_top1_accuracy")}
+                           for k, r in geo["variants"].items()})  # fmt: skip
+for key in ("spearman_gap_centroid_vs_gen_top1_accuracy", "spearman_gap_centroid_normalized_vs_gen_top1_accuracy"):
+    if key in geo:
+        print(f"{key}: {geo[key]:.2f}")
 
 # %% [markdown]
 # The variants with a small gap draw the right category most often (the rank correlations printed in section 3),
@@ -250,7 +251,7 @@ print({k: round(shifted[k], 3) for k in ("gap_centroid", "probe_accuracy", "pair
 # estimated on validation clips) when training leaves it open.
 
 # %% [markdown]
-# ## 7. Your own embeddings (full profile)
+# ## 8. Your own embeddings (full profile)
 #
 # The file format is plain numpy (`geometry.save_embeddings`): an array `variants` of names, and for every variant
 # `V`: `V.audio` [N, D] float32 (what the generator is fed), `V.image` [N, D] float32 (the frozen image

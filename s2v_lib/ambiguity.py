@@ -19,8 +19,8 @@ measures the pictures the frozen diffusion generator draws from held-out sounds:
   encoder was not trained into (lower is better; biased upwards at this sample size: compare rows, not papers);
 * ``diversity``      - mean distance between two pictures drawn for one sound (toy encoder space, as ``s2v ablate``).
 
-Reference rows beside every number: ``oracle`` (the generator fed the true frame's image embedding: the ceiling of
-an audio encoder), ``real_frames`` (real frames of other held-out clips: the floor of FD and the judge on real
+Reference rows beside every number: ``oracle`` (the generator fed the true frame's image embedding: a reference, not
+a ceiling, since a sound's embedding can be drawn more clearly than a real frame's), ``real_frames`` (real frames of other held-out clips: the floor of FD and the judge on real
 pictures) and ``null_shuffled`` (InfoNCE-L2's pictures judged against other clips' sounds: chance). Every figure is a
 mean with a 95% interval over seeds and clips (``s2v_lib.stats``); "A beats B" only where intervals do not overlap.
 """
@@ -50,7 +50,7 @@ METRICS = {  # metrics.json key -> (table header, higher is better)
 }
 PER_CLIP = ("top1_accuracy", "accuracy", "diversity")  # means over clips: the bootstrap also resamples clips
 ROW_LABELS = {"infonce_l2": "InfoNCE-L2 (paper)", "mse": "MSE", "infonce_cosine": "cosine InfoNCE",
-              "oracle": "oracle (true frame's embedding)", "real_frames": "real frames (other clips)",
+              "oracle": "true frame's embedding", "real_frames": "real frames (other clips)",
               "null_shuffled": "null (shuffled sounds)"}  # fmt: skip
 
 

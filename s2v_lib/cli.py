@@ -77,6 +77,8 @@ def _cmd_ablate(args) -> int:
 
     cfg = AblationConfig(n_train=args.clips, epochs=args.epochs, n_diversity=args.diversity, n_fid=args.fid,
                          seeds=_seeds(args))  # fmt: skip
+    if args.rows:
+        cfg.rows = tuple(r.strip() for r in args.rows.split(",") if r.strip())
     print(summary(run_ablation(args.out, cfg, force=args.force)))
     print(f"wrote {args.out}/metrics.json, ablation.csv, ablation.md, ablation_grid.png, ablation_bars.png")
     return 0
@@ -150,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     pd = _measuring_command(sub, "demo", help="the whole method on the toy profile: train, generate, measure")
-    pd.add_argument("--epochs", type=int, default=3)
+    pd.add_argument("--epochs", type=int, default=2)
     pd.add_argument("--clips", type=int, default=4000, help="training clips")
     pd.add_argument("--loss", default="infonce_l2", choices=list(LOSSES))
     pd.add_argument("--prior", default=None, choices=list(PRIORS),
@@ -192,9 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     pa = _measuring_command(sub, "ablate", help="the paper's ablations (loss, frame choice, generator, oracle) in one table")
     pa.add_argument("--clips", type=int, default=4000, help="training clips (as s2v demo)")
-    pa.add_argument("--epochs", type=int, default=3)
-    pa.add_argument("--diversity", type=int, default=40, help="held-out sounds drawn twice, for diversity (0: skip)")
-    pa.add_argument("--fid", type=int, default=64, help="held-out sounds in the Inception FID (0: skip it)")
+    pa.add_argument("--epochs", type=int, default=2)
+    pa.add_argument("--rows", default=None, help="comma-separated row ids (default: all but pairing_random)")
+    pa.add_argument("--diversity", type=int, default=32, help="held-out sounds drawn twice, for diversity (0: skip)")
+    pa.add_argument("--fid", type=int, default=0, help="held-out sounds in the Inception FID (default 0: skip the slow Inception network; e.g. 64)")
     pa.set_defaults(func=_cmd_ablate)
 
     pam = _measuring_command(sub, "ambiguity", help="InfoNCE-L2 vs MSE vs cosine InfoNCE as sound determines less of a frame",

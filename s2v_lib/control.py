@@ -291,7 +291,7 @@ def two_source_frames(n: int, seed: int = CONTROL_SEED, start: int = 10_000) -> 
 
 
 def measure_mixing_oracle(ctrl: Controller, n: int, seed: int = CONTROL_SEED) -> dict:
-    """The ceiling of ``mix_both_rate``: pictures drawn from the image embeddings of real frames that show two
+    """A reference for ``mix_both_rate`` (not a bound): pictures drawn from the image embeddings of real frames that show two
     objects. How often does the judge recognise both in those frames, and in the generator's pictures of them?"""
     frames, cats = two_source_frames(n, seed)
     images = ctrl.draw(ctrl.image_encoder.encode(frames)[:, None])[:, 0, 0]
@@ -447,7 +447,7 @@ def saved_metrics(run: str | Path = "runs/control") -> dict | None:
 
 
 def measure_all(ctrl: Controller, cfg: ControlConfig, seed: int | None = None) -> dict:
-    """The four measurements on held-out sounds (and the mixing ceiling); returns metrics (keys starting with ``_``
+    """The four measurements on held-out sounds (and the mixing reference); returns metrics (keys starting with ``_``
     hold arrays for figures and per-clip values). Each reported seed takes other held-out sounds of the held-out
     world (clips ``(seed - 1) * 1000 ...``)."""
     from .progress import progress

@@ -42,7 +42,7 @@ class DemoConfig:
     n_train: int = 4000
     n_val: int = 160
     n_test: int = 240
-    epochs: int = 3
+    epochs: int = 2  # chosen on tuning seed 0 (scripts/tune_settings.py); the paper trains 50 epochs on VGGSound
     loss: str = "infonce_l2"
     pairing: str = "top1"  # SSL top-1 frame (paper guide step 2); "middle" is the paper's baseline
     generator: str = "toy-diffusion"

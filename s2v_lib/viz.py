@@ -149,18 +149,18 @@ def embedding_maps(maps: dict, path: str | Path | None = None, titles: dict | No
 
 
 def gap_vs_accuracy(variants: dict, path: str | Path | None = None):
-    """Centroid gap (raw, and L2-normalised) against judged generation accuracy, one marker per variant."""
-    names = [k for k, r in variants.items() if "gen_accuracy" in r]
+    """Centroid gap (raw, and L2-normalised) against the judged top-1 accuracy of the pictures, one marker per variant."""
+    names = [k for k, r in variants.items() if "gen_top1_accuracy" in r]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
     markers = "osD^vP*X"
     for ax, key, label in ((axes[0], "gap_centroid", "centroid gap (raw embeddings, what the generator sees)"),
                            (axes[1], "gap_centroid_normalized", "centroid gap (L2-normalised, Liang et al.)")):  # fmt: skip
         for i, k in enumerate(names):
-            ax.scatter(variants[k][key], variants[k]["gen_accuracy"], marker=markers[i % len(markers)], s=45,
+            ax.scatter(variants[k][key], variants[k]["gen_top1_accuracy"], marker=markers[i % len(markers)], s=45,
                        color=plt.cm.tab10(i % 10), label=k)  # fmt: skip
         ax.set_xlabel(label, fontsize=8)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("judged generation accuracy")
+    axes[0].set_ylabel("judged top-1 accuracy of the pictures")
     axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     fig.tight_layout()
     return _finish(fig, path)
@@ -361,14 +361,21 @@ def size_vs_level(levels_db, sizes, path: str | Path | None = None):
 # generation and evaluation (notebook 04, `s2v ablate`): the ablation's bars, Grad-CAM over spectrograms
 
 
-def ablation_bars(results: dict, path: str | Path | None = None, keys=("gen_accuracy", "gen_r_at_5")):
-    """One horizontal bar per ablation row for each of ``keys`` (metrics.json names)."""
+def ablation_bars(results: dict, path: str | Path | None = None, keys=("gen_top1_accuracy", "gen_r_at_5_judge")):
+    """One horizontal bar per ablation row for each of ``keys`` (metrics.json names), with the 95% interval as an
+    error bar when the figures have one (``s2v_lib.stats``)."""
+    from . import stats
+
     names = list(results)
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys) + 2.2, 0.32 * len(names) + 1.0), sharey=True,
                              squeeze=False)  # fmt: skip
     for ax, key in zip(axes[0], keys, strict=True):
-        vals = [results[n].get(key, np.nan) for n in names]
-        ax.barh(range(len(names)), vals, color=["tab:red" if i == 0 else "tab:blue" for i in range(len(names))])
+        vals = [results[n].get(key) for n in names]
+        means = [stats.mean_of(v) if v is not None else np.nan for v in vals]
+        err = np.array([[m - stats.bounds(v)[0], stats.bounds(v)[1] - m] if v is not None else [0, 0]
+                        for v, m in zip(vals, means)]).T  # fmt: skip
+        ax.barh(range(len(names)), means, xerr=err, capsize=2,
+                color=["tab:red" if i == 0 else "tab:blue" for i in range(len(names))])  # fmt: skip
         ax.set_yticks(range(len(names)), names, fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel(key)

@@ -52,6 +52,44 @@ def table_ablate() -> str:
     return markdown_table(m) + f"\n\n*{results.describe(m)}; {stats.INTERVAL_DEFINITION}.*\n"
 
 
+FINDINGS = (  # (row a, row b, what is compared) for the ablation's findings, on judged top-1 accuracy
+    ("sound2vision", "null_shuffled", "the paper's recipe against a shuffled sound"),
+    ("sound2vision", "true_frame", "the paper's recipe against the true frame's embedding"),
+    ("sound2vision", "prototype", "the paper's recipe against a perfect category-only encoder"),
+    ("mse", "sound2vision", "regression (MSE) against the paper's loss"),
+    ("l1", "sound2vision", "regression (L1) against the paper's loss"),
+    ("infonce_cosine", "sound2vision", "cosine InfoNCE (the authors' scale 1) against InfoNCE-L2"),
+    ("sound2scene", "sound2vision", "Sound2Scene's normalised InfoNCE-L2 against Sound2Vision's"),
+    ("sound2vision", "pairing_middle", "SSL top-1 frames against middle frames"),
+    ("sound2vision", "pairing_random", "SSL top-1 frames against random frames"),
+    ("gap_shift", "sound2vision", "closing the gap with the validation gap vector against the raw embedding"),
+    ("prior_affine", "sound2vision", "the affine prior against the raw embedding"),
+    ("prior_retrieval", "sound2vision", "the retrieval prior against the raw embedding"),
+    ("prior_diffusion", "sound2vision", "the diffusion prior against the raw embedding"),
+    ("sound2vision", "generator_gan", "the diffusion generator against the GAN (same encoder)"),
+)
+
+
+def table_ablate_findings() -> str:
+    m = results.load("ablate", prefer_own=False)
+    rows = m["rows"]
+    lines = []
+    for a, b, what in FINDINGS:
+        if a in rows and b in rows:
+            verdict = stats.compare(rows[a]["gen_top1_accuracy"], rows[b]["gen_top1_accuracy"],
+                                    names=(rows[a]["name"], rows[b]["name"]))  # fmt: skip
+            lines.append(f"- {what}: {verdict} (top-1 {stats.fmt(rows[a]['gen_top1_accuracy'])} vs "
+                         f"{stats.fmt(rows[b]['gen_top1_accuracy'])}).")  # fmt: skip
+    for rid in ("true_frame", "sound2vision"):
+        r = rows.get(rid, {})
+        if "size_mae" in r:
+            lines.append(f"- size read in the pictures of `{rid}`: error {stats.fmt(r['size_mae'])} px against "
+                         f"{stats.fmt(r['size_mae_constant'])} px for a constant guess "
+                         f"({stats.compare(r['size_mae'], r['size_mae_constant'], higher_is_better=False, names=('the pictures', 'the constant guess'))}); "
+                         f"Spearman rho to the sound's size {stats.fmt(r['size_spearman'])}.")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def table_ssl() -> str:
     m = results.load("ssl", prefer_own=False)
     f = stats.fmt
