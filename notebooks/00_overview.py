@@ -44,9 +44,9 @@ if "google.colab" in sys.modules:  # on Colab: fetch the course once and install
 import numpy as np
 from IPython.display import display
 
-from s2v_lib import config, course, metrics, registry, viz
+from s2v_lib import config, course, generate, metrics, registry, results, stats, viz
 from s2v_lib import toyworld as tw
-from s2v_lib.audio import FrontEnd
+from s2v_lib.audio import FrontEnd, save_wav
 
 info = course.setup_notebook()
 
@@ -180,8 +180,6 @@ for path_name, pictures in (("true frame", from_frame), ("sound", from_sound)):
 # three seeds, with 95% intervals (the course ships its table):
 
 # %%
-from s2v_lib import results, stats  # noqa: E402
-
 demo = results.load("demo")
 print(results.describe(demo))
 print(f"sound: top-1 {stats.fmt(demo['gen_top1_accuracy'])}; true frame: top-1 {stats.fmt(demo['oracle_top1_accuracy'])}; "
@@ -215,9 +213,6 @@ else:
 # toy clips.
 
 # %%
-from s2v_lib import generate
-from s2v_lib.audio import save_wav
-
 reference = generate.load_reference(audio_encoder)
 print(reference.summary())
 
@@ -275,7 +270,7 @@ for sound in sounds:
 # **Next.** Everything rests on the data: a sound and the frames it came with. Notebook 01 opens the toy world,
 # shows what the paper's front end makes of a sound (and what it keeps of its loudness), and loads real video
 # folders with the same code.
-
+#
 # ## Exercises
 #
 # 1. The method does not depend on the generator. Draw the eight sounds with the toy **GAN**

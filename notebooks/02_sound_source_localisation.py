@@ -42,13 +42,12 @@ if "google.colab" in sys.modules:  # on Colab: fetch the course once and install
     from s2v_lib.course import install_course
 
     install_course("s2v-course")
-import json
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from s2v_lib import course, registry, ssl, viz
+from s2v_lib import course, registry, results, ssl, stats, viz
 from s2v_lib import toyworld as tw
 from s2v_lib.data import build_toy_dataset
 
@@ -175,8 +174,6 @@ print("ranking of the first clip, best first:", top10[bad_middle[0]].tolist(),
 # three seeds with a 95% interval; the comparisons below say "beats" only where the intervals do not overlap.
 
 # %%
-from s2v_lib import results, stats  # noqa: E402
-
 measured = results.load("ssl")
 print(results.describe(measured))
 f = stats.fmt

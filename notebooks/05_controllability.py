@@ -47,7 +47,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 
-from s2v_lib import control, course, results, stats, viz
+from s2v_lib import control, course, results, viz
 from s2v_lib import manipulate as mp
 from s2v_lib import toyworld as tw
 from s2v_lib.audio import FrontEnd
