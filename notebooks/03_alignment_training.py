@@ -33,6 +33,7 @@
 
 # %%
 import sys
+from pathlib import Path
 
 if "google.colab" in sys.modules:  # on Colab: fetch the course once and install it (Colab's own torch is kept)
     import subprocess
@@ -46,6 +47,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from IPython.display import Image, display
 
 from s2v_lib import course, experiment, geometry, losses, metrics, results, selfcheck, stats, viz
 from s2v_lib import toyworld as tw
@@ -298,6 +300,29 @@ fig = viz.image_grid(
 )
 viz.audio_player(exp.test.audio[queries[0]].astype(np.float32))
 
+
+# %% [markdown]
+# ## 8. Why contrastive at all? When regression wins, and when it should not
+#
+# Plain regression, $\mathcal{L}_\text{MSE} = \frac{1}{B}\sum_i \lVert a_i - v_i \rVert^2$, asks for exactly what the
+# generator needs: the audio embedding *on* its frame's embedding. Its optimum is the *mean* image embedding of
+# everything a sound can go with. In the toy world one sound goes with nearly one picture (the sound fixes the
+# object, its size, shade and number), so the mean loses little. In real video one sound goes with many pictures,
+# and the mean of many pictures is a blur. The toy world has a knob for that, `WorldConfig(ambiguity=a)`: in a share
+# $a$ of the clips the object's size, shade and number are drawn independently of the sound, and a silent object of
+# another kind shares the frame. `s2v ambiguity --seeds 3` trains InfoNCE-L2, MSE and cosine InfoNCE across the knob
+# (the course ships its table; to afford 27 trainings it averages groups of four frequency rows of the spectrogram):
+
+# %%
+try:
+    amb = results.load("ambiguity")
+    print(results.describe(amb))
+    display(Image(filename=str(Path(amb["_path"]) / "ambiguity.png")))
+    for knob, by_loss in amb["comparisons"].items():
+        for by_metric in by_loss.values():
+            print(f"ambiguity {knob}: {by_metric['top1_accuracy']}")
+except FileNotFoundError as err:
+    print(err)
 
 # %% [markdown]
 # ## Summary

@@ -438,14 +438,6 @@ def notebook_encoder(run: str | Path = "runs/control", quick: dict | None = None
     return v.model, gap, how
 
 
-def saved_metrics(run: str | Path = "runs/control") -> dict | None:
-    """The metrics of an earlier ``s2v control --out run`` (None when there is no such run)."""
-    from .course import resolve
-
-    path = resolve(Path(run) / "metrics.json")
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def measure_all(ctrl: Controller, cfg: ControlConfig, seed: int | None = None) -> dict:
     """The four measurements on held-out sounds (and the mixing reference); returns metrics (keys starting with ``_``
     hold arrays for figures and per-clip values). Each reported seed takes other held-out sounds of the held-out

@@ -359,24 +359,10 @@ def gap_summary(table: dict[str, dict], reference: str = "infonce_l2", other: st
 
 
 def rank_correlation(x, y) -> float:
-    """Spearman's rank correlation of two equally long sequences (ties get their mean rank)."""
+    """Spearman's rank correlation (ties get their mean rank): :func:`s2v_lib.metrics.spearman`."""
+    from .metrics import spearman
 
-    def ranks(values):
-        v = np.asarray(values, dtype=float)
-        r = np.empty(len(v))
-        r[v.argsort(kind="stable")] = np.arange(len(v))
-        for u in np.unique(v):
-            r[v == u] = r[v == u].mean()
-        return r
-
-    return float(np.corrcoef(ranks(x), ranks(y))[0, 1])
-
-
-def _compare(gap: float, other: float, tie: float = 0.05) -> str:
-    """How a gap compares with another one, in words (within ``tie`` relative difference: about the same)."""
-    if abs(gap - other) <= tie * max(gap, other):
-        return "closes the gap about as much as"
-    return "closes the gap more than" if gap < other else "closes the gap less than"
+    return spearman(x, y)
 
 
 def run_geometry(out: str | Path, force: bool = False, config: GeometryConfig | None = None) -> dict:
