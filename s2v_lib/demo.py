@@ -98,6 +98,7 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, force: bool = Fa
     metrics.update({
         "seeds": [s for s in cfg.seeds if s not in excluded], "excluded_seeds": excluded, "tuning_seed": TUNING_SEED,
         "interval": stats.INTERVAL_DEFINITION if len(runs) > 1 else "one seed: no interval",
+        "command": f"s2v demo --seeds {len(cfg.seeds)}",
         "seconds": time.time() - t0,
         "peak_memory_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
         "config": asdict(cfg),
@@ -129,7 +130,7 @@ def summary(m: dict) -> str:
     top1, oracle = m["gen_top1_accuracy"], m["oracle_top1_accuracy"]
     lines = [
         f"held-out retrieval  R@1 {f(m['r_at_1'])}  R@5 {f(m['r_at_5'])}  R@10 {f(m['r_at_10'])}  (chance "
-        f"{m['r_at_k_chance']['r_at_1']:.3f} / {m['r_at_k_chance']['r_at_5']:.3f}; same category @1 "
+        f"{stats.mean_of(m['r_at_k_chance']['r_at_1']):.3f} / {stats.mean_of(m['r_at_k_chance']['r_at_5']):.3f}; same category @1 "
         f"{f(m['same_category_at_1'])})",
         f"generated pictures  judged top-1 accuracy {f(top1)} (lenient {f(m['gen_accuracy'])})  vs the true frame's "
         f"embedding {f(oracle)} (lenient {f(m['oracle_accuracy'])})  -> ratio "

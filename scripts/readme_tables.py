@@ -39,8 +39,8 @@ def table_demo() -> str:
         _row(["`same_category_at_1`", f(m["same_category_at_1"]), "the nearest held-out image embedding to a sound's "
               "embedding shows the sound's category"]),
         _row(["`r_at_1`, `r_at_5`", f"{f(m['r_at_1'])}, {f(m['r_at_5'])}", "instance retrieval among "
-              f"{m['config']['n_test']} held-out clips (chance {m['r_at_k_chance']['r_at_1']:.3f}, "
-              f"{m['r_at_k_chance']['r_at_5']:.3f})"]),
+              f"{m['config']['n_test']} held-out clips (chance {stats.mean_of(m['r_at_k_chance']['r_at_1']):.3f}, "
+              f"{stats.mean_of(m['r_at_k_chance']['r_at_5']):.3f})"]),
     ]  # fmt: skip
     return "\n".join(lines) + f"\n\n*{results.describe(m)}.*\n"
 
