@@ -14,7 +14,7 @@
 # # 07 · The real thing: real clips and the models of the paper
 #
 # Every chapter so far ran in the toy world, where the truth is known and a laptop is enough. This one runs the same
-# code path with the paper's own frozen models, OpenCLIP ViT-H/14 as the image encoder and Stable unCLIP 2.1 as the
+# code path with the paper's own frozen models, OpenCLIP ViT-H/14 (Stable unCLIP's own image tower) as the image encoder and Stable unCLIP 2.1 as the
 # generator, on a small set of real videos: a folder of your own clips, or a few hundred VGGSound clips streamed from a
 # public mirror. On a GPU with internet it downloads the models (several GB), turns each clip into cached features,
 # trains the audio encoder for a few minutes, draws pictures from held-out sounds and puts the figures next to the
@@ -213,7 +213,7 @@ else:
 # `run_full_demo` (what `S2V_PROFILE=full s2v demo --data DIR` runs) does the whole method, in the paper guide's
 # order:
 #
-# 1. load the frozen OpenCLIP ViT-H/14 and Stable unCLIP (downloaded once, then cached);
+# 1. load Stable unCLIP and its own OpenCLIP ViT-H/14 image tower, the anchors (one download, then cached);
 # 2. decode every clip once and **cache its features**: the training frame's image embedding $v_i$ (1024 numbers)
 #    and its 10 s of sound, so that training reads small arrays instead of videos;
 # 3. train the audio encoder with InfoNCE-L2 at the paper's settings (Adam, learning rate $10^{-3}$, weight decay
@@ -228,7 +228,8 @@ if READY:
     from s2v_lib.full_demo import run_full_demo
 
     cfg = DemoConfig(n_train=N_CLIPS, n_test=N_CLIPS, epochs=EPOCHS, pairing="top1", n_images=4)
-    real = run_full_demo(OUT, cfg, force=True, data=data)
+    small_card = torch.cuda.get_device_properties(0).total_memory < 20e9  # e.g. a Colab T4: fewer pictures to judge
+    real = run_full_demo(OUT, cfg, force=True, data=data, n_eval=16 if small_card else 64)
     print(f"{real['clips']['train']} training and {real['clips']['test']} held-out clips; {real['steps']} training "
           f"steps in {real['train_seconds'] / 60:.1f} min; whole run {real['seconds'] / 60:.1f} min on {real['device']}")  # fmt: skip
 else:
