@@ -42,10 +42,9 @@ import numpy as np
 import torch
 from IPython.display import display
 
-from s2v_lib import course, data, video, viz
+from s2v_lib import course, data, metrics, video, viz
 from s2v_lib import toyworld as tw
 from s2v_lib.audio import FrontEnd
-from s2v_lib.metrics import spearman
 
 info = course.setup_notebook()
 
@@ -237,12 +236,13 @@ viz.show_spectrogram(axes[1], pair[1], "loud siren (z-scored)")
 # %%
 psd = torch.cat([front_end.power_density(ds.audio[k : k + 200].astype(np.float32)) for k in range(0, len(ds), 200)])
 above = (psd > 1e-7).flatten(1).float().mean(1).numpy()
-print(f"Spearman correlation of loudness with the share of bins above the floor: {spearman(ds.loudness_db, above):.2f}")
+print(f"Spearman correlation of loudness with the share of bins above the floor: {metrics.spearman(ds.loudness_db, above):.2f}")
 fig, ax = plt.subplots(figsize=(4, 3))
 ax.scatter(ds.loudness_db, above, s=6, c=ds.label, cmap="tab10")
 ax.set(xlabel="source loudness (dBFS)", ylabel="share of bins above 1e-7")
 fig.tight_layout()
 
+# %% [markdown]
 # ## 5. Real data: VGGSound and VEGAS folders
 #
 # A real data set is a folder of video files plus an index. VGGSound's index is a CSV *without* a header:

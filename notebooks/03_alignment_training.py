@@ -33,7 +33,6 @@
 
 # %%
 import sys
-from pathlib import Path
 
 if "google.colab" in sys.modules:  # on Colab: fetch the course once and install it (Colab's own torch is kept)
     import subprocess
@@ -46,7 +45,6 @@ if "google.colab" in sys.modules:  # on Colab: fetch the course once and install
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-import torch.nn.functional as F
 from IPython.display import Image, display
 
 from s2v_lib import course, experiment, geometry, losses, metrics, results, selfcheck, stats, viz
@@ -300,7 +298,6 @@ fig = viz.image_grid(
 )
 viz.audio_player(exp.test.audio[queries[0]].astype(np.float32))
 
-
 # %% [markdown]
 # ## 8. Why contrastive at all? When regression wins, and when it should not
 #
@@ -317,12 +314,13 @@ viz.audio_player(exp.test.audio[queries[0]].astype(np.float32))
 try:
     amb = results.load("ambiguity")
     print(results.describe(amb))
-    display(Image(filename=str(Path(amb["_path"]) / "ambiguity.png")))
+    display(Image(filename=f"{amb['_path']}/ambiguity.png"))
     for knob, by_loss in amb["comparisons"].items():
         for by_metric in by_loss.values():
             print(f"ambiguity {knob}: {by_metric['top1_accuracy']}")
 except FileNotFoundError as err:
     print(err)
+
 
 # %% [markdown]
 # ## Summary
@@ -340,7 +338,7 @@ except FileNotFoundError as err:
 #
 # 1. **InfoNCE-L2 from its formula.** Write `distance_matrix(a, v)`, returning $D$ with
 #    $D_{ij} = \lVert a_i - v_j \rVert_2$ (shape $[B, B]$), and `my_infonce_l2(a, v)`, returning
-#    $\tfrac12[\mathrm{CE}(-D, I) + \mathrm{CE}(-D^\top, I)]$ as a scalar tensor (use `F.cross_entropy(logits,
+#    $\tfrac12[\mathrm{CE}(-D, I) + \mathrm{CE}(-D^\top, I)]$ as a scalar tensor (use `torch.nn.functional.cross_entropy(logits,
 #    targets)` with `targets = torch.arange(B)`). Check them with
 #    `selfcheck.check_distance_matrix(distance_matrix(a, v), a, v)` and `selfcheck.check_infonce_l2(my_infonce_l2)`.
 # 2. **Middle frames (notebook 02).** Notebook 02 showed that a clip's middle frame often misses the sounding object.
@@ -363,7 +361,8 @@ def distance_matrix(a, v):
 
 def my_infonce_l2(a, v):
     D, targets = distance_matrix(a, v), torch.arange(len(a))
-    return 0.5 * (F.cross_entropy(-D, targets) + F.cross_entropy(-D.T, targets))
+    ce = torch.nn.functional.cross_entropy
+    return 0.5 * (ce(-D, targets) + ce(-D.T, targets))
 
 
 selfcheck.check_distance_matrix(distance_matrix(a_test[:8], exp.anchors_test[:8]), a_test[:8], exp.anchors_test[:8])

@@ -19,18 +19,19 @@ def _toy_task(n, seed):
     return specs, centroids[cls] + 0.3 * torch.randn(n, 16, generator=g), cls
 
 
-def test_training_moves_held_out_audio_onto_its_anchors(tmp_path):
+def test_training_makes_held_out_audio_find_its_anchors(tmp_path):
+    # InfoNCE ranks anchors; it does not promise that an embedding lands *on* its anchor (notebook 06 measures the
+    # lengths), so what training must improve is retrieval: the nearest anchor of a held-out clip is of its class
     xs, ys, _ = _toy_task(192, 0)
     xv, yv, cv = _toy_task(48, 1)
     cfg = TrainConfig(epochs=8, batch_size=32, hidden=64)
     untrained = AudioEncoder(emb_dim=16, hidden=64)
     model, hist = train_audio_encoder(xs, ys, xv, yv, cfg)
-    before = (embed_spectrograms(untrained, xv) - yv).norm(dim=1).mean()
-    after = (embed_spectrograms(model, xv) - yv).norm(dim=1).mean()
-    assert after < 0.7 * before
+    before = same_category_at_1(embed_spectrograms(untrained, xv), yv, cv.numpy())
+    after = same_category_at_1(embed_spectrograms(model, xv), yv, cv.numpy())
     assert len(hist.val_loss) == 8
-    # instance noise is unpredictable from sound; the class is: the nearest anchor should be of the same class
-    assert same_category_at_1(embed_spectrograms(model, xv), yv, cv.numpy()) > 0.8
+    assert hist.val_loss[-1] < hist.val_loss[0]
+    assert after > 0.8 and after > before + 0.3  # four classes: chance is 0.25
 
 
 def test_checkpoint_resume_continues_where_it_stopped(tmp_path):
