@@ -94,6 +94,14 @@ def _cmd_ambiguity(args) -> int:
     return 0
 
 
+def _cmd_limits(args) -> int:
+    from .limits import LimitsConfig, run_limits, summary
+
+    print(summary(run_limits(args.out, LimitsConfig(seeds=_seeds(args)), force=args.force)))
+    print(f"wrote {args.out}/metrics.json, limits.png")
+    return 0
+
+
 def _cmd_generate(args) -> int:
     from .generate import exit_status, generate_from_files
 
@@ -207,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     pam.add_argument("--clips", type=int, default=None, help="training clips per seed and setting (default 1024)")
     pam.add_argument("--epochs", type=int, default=None, help="default 8")
     pam.set_defaults(func=_cmd_ambiguity)
+
+    pl = _measuring_command(sub, "limits", help="where a picture loses size and shade: judge, image encoder or generator")
+    pl.set_defaults(func=_cmd_limits)
 
     pp = sub.add_parser("pretrain", help="(maintainers) train the frozen toy models shipped in data/models")
     pp.add_argument("stages", nargs="+", choices=STAGES, metavar="STAGE", help=f"one or more of: {', '.join(STAGES)}")

@@ -24,6 +24,7 @@ COMMANDS = {  # name -> the command that writes the table (shown when it is miss
     "demo": "s2v demo --out runs/demo",
     "ambiguity": "s2v ambiguity --out runs/ambiguity",
     "loudness": "s2v loudness --out runs/loudness",
+    "limits": "s2v limits --seeds 3 --out runs/limits",
 }
 
 
