@@ -302,6 +302,7 @@ print(f"alignment {align:.3f} (table {table.loc['infonce_l2', 'alignment']:.3f})
 
 # %% tags=["solution"]
 # Exercise 2
+s = sets["infonce_l2"]
 names = category_names or list(tw.CATEGORY_NAMES)
 for c in np.unique(s.label):
     m = s.label == c
@@ -310,6 +311,7 @@ for c in np.unique(s.label):
 
 # %% tags=["solution"]
 # Exercise 3
+s = sets["infonce_l2"]
 v = torch.as_tensor(s.image[:64])
 spread = torch.as_tensor(s.audio[:64] - s.audio[:64].mean(0))
 u = torch.nn.functional.normalize(torch.randn(v.shape[1], generator=torch.Generator().manual_seed(0)), dim=0)
@@ -322,6 +324,7 @@ for R in (0, 5, 20, 80, 320):
 
 # %% tags=["solution"]
 # Exercise 4
+s = sets["infonce_l2"]
 matched = (s.audio - s.audio.mean(0)) / s.audio.std(0) * s.image.std(0) + s.image.mean(0)
 for label, a in (("trained", s.audio), ("shift + rescale", matched)):
     r = geometry.modality_gap(a, s.image)

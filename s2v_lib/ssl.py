@@ -689,11 +689,11 @@ def downstream_gen_accuracy(model: SSLModel, cfg: SSLBenchConfig, seed: int = 1)
 
 
 def summary(m: dict) -> str:
-    from .stats import compare, fmt
+    from .stats import compare, fmt, mean_of
 
     lines = [
         f"localisation  pointing game {fmt(m['pointing_game'])}   cIoU@0.5 {fmt(m['ciou_at_0.5'])}   "
-        f"AUC(cIoU) {fmt(m['auc_ciou'])}   ({m['n_clips']} clips per seed)",
+        f"AUC(cIoU) {fmt(m['auc_ciou'])}   ({mean_of(m['n_clips']):.0f} clips per seed)",
         f"top-1 frame shows the source  SSL {fmt(m['selection_precision'])}   middle frame "
         f"{fmt(m['selection_precision_middle'])}   random frame {fmt(m['selection_precision_random'])}",
     ]
@@ -705,7 +705,7 @@ def summary(m: dict) -> str:
     if "gen_top1_accuracy_top1" in m:
         d = m["downstream"]
         a, b = m["gen_top1_accuracy_top1"], m["gen_top1_accuracy_middle"]
-        lines.append(f"downstream ({d['n_train']} clips, {d['epochs']} epochs)  judged top-1 accuracy of generated "
+        lines.append(f"downstream ({mean_of(d['n_train']):.0f} clips, {mean_of(d['epochs']):.0f} epochs)  judged top-1 accuracy of generated "
                      f"pictures: SSL top-1 pairs {fmt(a)} vs middle-frame pairs {fmt(b)} (lenient "
                      f"{fmt(m['gen_accuracy_top1'])} vs {fmt(m['gen_accuracy_middle'])}; true frame "
                      f"{fmt(m['oracle_top1_accuracy'])}): {compare(a, b, names=('SSL top-1', 'middle frame'))}")  # fmt: skip

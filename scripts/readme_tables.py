@@ -134,6 +134,21 @@ def table_ambiguity() -> str:
     return markdown_tables(m) + f"\n\n*{results.describe(m)}.*\n"
 
 
+def table_limits() -> str:
+    m = results.load("limits", prefer_own=False)
+    f = stats.fmt
+    lines = [_row(["where the attribute is read", "size error (px)", "shade error"]), "|---|---|---|"]
+    for key, what in (("constant_guess", "a constant guess (training clips' median): the reference"),
+                      ("judge_on_real_frames", "the judge, on the real frames"),
+                      ("image_embedding_probe", "a linear probe of the frozen image encoder's embedding of the frame"),
+                      ("generator_from_true_frame", "the judge, on pictures the generator drew from that embedding")):  # fmt: skip
+        lines.append(_row([what, f(m[f"size_{key}"]), f(m[f"shade_{key}"])]))
+    lines.append(_row(["drawn against true: Spearman rho / slope / mean bias (drawn - true)",
+                       " / ".join(f(m[f"size_generator_{k}"], 2) for k in ("spearman", "slope", "bias")),
+                       " / ".join(f(m[f"shade_generator_{k}"], 2) for k in ("spearman", "slope", "bias"))]))  # fmt: skip
+    return "\n".join(lines) + f"\n\n*{results.describe(m)}.*\n"
+
+
 TABLES = {name[len("table_"):]: fn for name, fn in globals().items() if name.startswith("table_")}
 
 

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export S2V_THREADS="${S2V_THREADS:-2}" S2V_QUIET="${S2V_QUIET:-1}" HF_HUB_OFFLINE=1 MPLBACKEND=Agg
 commands=("$@")
-[ ${#commands[@]} -gt 0 ] || commands=(demo ablate ssl control geometry ambiguity)
+[ ${#commands[@]} -gt 0 ] || commands=(demo ablate ssl control geometry ambiguity limits)
 for name in "${commands[@]}"; do
   run="runs/ship/$name"
   start=$(date +%s)
