@@ -80,14 +80,15 @@ viz.audio_player(clips.audio[bad_middle[0]])
 
 # %% [markdown]
 # Trained on such a middle frame, the audio encoder is asked to map the sound of a *bell* onto the picture of an
-# empty field or of a silent distractor. A few percent of such pairs is noise; 40% is a different task.
+# empty field or of a silent distractor. A few percent of such pairs would be noise; the middle frame misses the
+# source in every clip that the first line above does not count, which makes it a different task.
 #
 # ## 2. The localisation model and its maths
 #
 # Two small encoders, trained together from scratch, with no labels:
 #
-# - the **audio encoder** maps the clip's spectrogram (the same `log(|STFT|^2 + 1e-7)` front end as the rest of the
-#   course) to one unit vector $a \in \mathbb{R}^{64}$;
+# - the **audio encoder** maps the clip's spectrogram (the same front end as the rest of the course, notebook 01:
+#   `log(S + 1e-7)` of a power spectral density, z-scored per clip) to one unit vector $a \in \mathbb{R}^{64}$;
 # - the **visual encoder** is fully convolutional: it maps frame $t$ (32 x 32 pixels) to a 16 x 16 grid of unit
 #   vectors $v_{t,p}$, one per position $p$.
 #
