@@ -166,12 +166,10 @@ class EmbeddingSet:
 def save_embeddings(path: str | Path, sets: dict[str, EmbeddingSet], category_names=None) -> Path:
     """One ``.npz``: ``variants`` (names, in order), then per variant V: ``V.audio`` [N, D] float32,
     ``V.image`` [N, D] float32, ``V.label`` [N] int64; optional ``category_names`` [K] (label k is named
-    ``category_names[k]``). Variant names must not contain a dot. Build the same file from full-profile embeddings
+    ``category_names[k]``). Keys are read through ``variants``, so a name may contain dots. Build the same file from full-profile embeddings
     (e.g. 1024-d OpenCLIP ViT-H/14 image embeddings and the matching audio encoder's outputs) to analyse them."""
     arrays = {"variants": np.array(list(sets), dtype=str)}
     for name, s in sets.items():
-        if "." in name:
-            raise ValueError(f"variant name {name!r} must not contain a dot")
         arrays.update({f"{name}.audio": s.audio, f"{name}.image": s.image, f"{name}.label": s.label})
     if category_names is not None:
         arrays["category_names"] = np.array(list(category_names), dtype=str)

@@ -89,10 +89,12 @@ def test_modality_gap_report_and_its_errors(cloud):
 def test_embeddings_file_round_trip_and_clear_errors(tmp_path, cloud):
     a, v = cloud
     label = np.arange(len(a)) % 4
-    sets = {"untrained": g.EmbeddingSet(a + 5, v, label), "infonce_l2": g.EmbeddingSet(a, v, label)}
+    sets = {"untrained": g.EmbeddingSet(a + 5, v, label), "infonce_l2": g.EmbeddingSet(a, v, label),
+            "infonce_cosine_tau0.1": g.EmbeddingSet(a - 1, v, label)}  # a loss name with a dot  # fmt: skip
     path = g.save_embeddings(tmp_path / "e.npz", sets, ["a", "b", "c", "d"])
     back, names = g.load_embeddings(path)
-    assert list(back) == ["untrained", "infonce_l2"] and names == ["a", "b", "c", "d"]
+    assert list(back) == ["untrained", "infonce_l2", "infonce_cosine_tau0.1"] and names == ["a", "b", "c", "d"]
+    assert np.allclose(back["infonce_cosine_tau0.1"].audio, (a - 1).astype(np.float32))
     assert np.allclose(back["infonce_l2"].audio, a.astype(np.float32)) and back["untrained"].label.dtype == np.int64
     table = g.gap_table(back)
     summary = g.gap_summary({**table, "infonce_cosine": table["untrained"]})
