@@ -61,6 +61,10 @@ def describe(m: dict) -> str:
     seeds = m.get("seeds")
     cmd = m.get("command") or ""
     where = m.get("_path", "")
+    try:  # repository-relative, so that the line reads the same on every machine
+        where = str(Path(where).resolve().relative_to(REPO_ROOT.resolve()))
+    except ValueError:
+        pass
     bits = [f"{m.get('_source', 'table')} ({where})"]
     if cmd:
         bits.append(f"made by `{cmd}`")
