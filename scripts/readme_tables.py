@@ -174,6 +174,18 @@ def table_limits() -> str:
     return "\n".join(lines) + f"\n\n*{results.describe(m)}.*\n"
 
 
+def table_ambiguity_findings() -> str:
+    m = results.load("ambiguity", prefer_own=False)
+    lines = []
+    for knob, by_loss in m["comparisons"].items():
+        for verdicts in by_loss.values():
+            top1 = verdicts["top1_accuracy"]
+            others = [f"{metric}: {v}" for metric, v in verdicts.items() if metric != "top1_accuracy" and " beats " in v]
+            lines.append(f"- ambiguity {knob}, judged top-1 accuracy: {top1}"
+                         + (f"; elsewhere {'; '.join(others)}" if others else "; no other measure differs") + ".")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 TABLES = {name[len("table_"):]: fn for name, fn in globals().items() if name.startswith("table_")}
 
 
