@@ -189,9 +189,10 @@ fig = viz.embedding_maps(maps, titles=geometry.TITLES, category_names=category_n
 
 # %% [markdown]
 # Before training, the sounds form islands of their own, away from the pictures (a random network already groups
-# similar sounds). After training with InfoNCE-L2, each category's sounds form a tight island, still away from the
-# pictures. Moving all sounds by one vector, the gap vector $\bar v - \bar a$ measured on *validation* clips
-# (never the test clips), puts most islands next to the pictures of their own category (right panel; section 6).
+# similar sounds). After training with InfoNCE-L2, the sounds form tight islands (a few categories share one), all
+# away from the pictures. Moving all sounds by one vector, the gap vector $\bar v - \bar a$ measured on
+# *validation* clips (never the test clips), brings the islands among the pictures, many of them next to the
+# pictures of their own category (right panel; section 6).
 #
 # Per variant:
 
@@ -214,11 +215,13 @@ for key in ("spearman_gap_centroid_vs_gen_top1_accuracy", "spearman_gap_centroid
         print(f"{key}: {geo[key]:.2f}")
 
 # %% [markdown]
-# The variants with a small gap draw the right category most often (the rank correlations printed in section 3),
-# and the paper's InfoNCE-L2 embeddings, once moved across the gap (`infonce_l2_shifted`), draw it about as often
-# as the best variants: the embedding's *structure* was right all along; what the generator could not read was its
-# *position*. That is the paper's point, that the generator understands audio embeddings only where they overlap
-# the image embeddings, measured rather than assumed.
+# A negative rank correlation (printed above) means: the smaller a variant's gap, the more often its pictures show
+# the right category. And the paper's InfoNCE-L2 embeddings, once moved across the gap (`infonce_l2_shifted`),
+# draw it more often than where training left them (the last verdict of section 3): much of the embedding's
+# *structure* was right; what the generator could not read was its *position*. The generator understands audio
+# embeddings best where they overlap the image embeddings: measured here, not assumed. (These encoders are small
+# on purpose, 1,280 clips on middle frames, so that eight variants fit in minutes; the ablation of notebook 04
+# trains on 4,000 clips and SSL frames, where the raw embedding fares much better.)
 #
 # ## 6. Why the paper's loss leaves a gap
 #
@@ -254,9 +257,9 @@ shifted = geometry.modality_gap(before.audio + shift, before.image)
 print({k: round(shifted[k], 3) for k in ("gap_centroid", "probe_accuracy", "paired_cosine", "unpaired_cosine")})
 
 # %% [markdown]
-# The gap is 0, yet the probe still does better than chance (the untrained audio cloud is a tiny ball inside the
-# image cloud), and a sound is no closer to its own picture than to any other (paired = unpaired cosine): the
-# shifted embedding carries nothing of *which* picture. The centroid gap measures whether the audio embeddings are in the right *region*; paired
+# The gap is 0, yet a sound is no closer to its own picture than to any other (paired = unpaired cosine): the
+# shifted embedding carries nothing of *which* picture (and the probe may still tell the modalities apart a little:
+# the untrained audio cloud is a tiny ball inside the image cloud). The centroid gap measures whether the audio embeddings are in the right *region*; paired
 # cosine and retrieval measure whether each one is at the right *place*. Training provides the place; the region
 # needs either a loss that lands on the anchors themselves (regression, or distances on the sphere) or the shift.
 #
@@ -289,8 +292,9 @@ print({k: round(shifted[k], 3) for k in ("gap_centroid", "probe_accuracy", "pair
 #   Wang & Isola's alignment and uniformity.
 # - Before training, an audio encoder maps every sound into a narrow cone far from the images.
 # - On the toy world, the paper's un-normalised InfoNCE-L2 orders the sounds by category but leaves (even widens)
-#   the gap; normalised InfoNCE-L2 and regression close most of it. Pictures are best where the gap is small, and
-#   closing InfoNCE-L2's gap after training with one validation-estimated shift gives its best pictures.
+#   the gap, with audio embeddings longer than the images; losses on the sphere and regression leave a smaller
+#   normalised gap. Pictures are better where the gap is small, and closing InfoNCE-L2's gap after training with one
+#   validation-estimated shift improves its pictures.
 # - A zero centroid gap alone means nothing (section 7): the pictures need the right region *and* the right place.
 #
 # ## Exercises

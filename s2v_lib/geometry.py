@@ -351,7 +351,8 @@ def gap_summary(table: dict[str, dict], reference: str = "infonce_l2", other: st
                            ("gap_centroid_normalized", "L2-normalised embeddings")):  # fmt: skip
             verdict = stats.compare(r[key], o[key], higher_is_better=False, names=("InfoNCE-L2", "cosine InfoNCE"))
             out[f"l2_vs_cosine_{key}"] = verdict
-            parts.append(f"{where}: {verdict} at closing the gap ({stats.fmt(r[key])} vs {stats.fmt(o[key])})")
+            parts.append(f"{where}: {verdict} at closing the gap (InfoNCE-L2 {stats.fmt(r[key])}, cosine InfoNCE "
+                         f"{stats.fmt(o[key])})")  # fmt: skip
         out["statement"] = "; ".join(parts)
     return out
 
