@@ -187,7 +187,7 @@ def picture_metrics(pictures: np.ndarray, clips: ToyDataset, ys: Yardsticks, anc
     attrs = attribute_scores(ys.judge, pictures, cats, loudness_to_size(clips.loudness_db), pitch_to_shade(clips.pitch),
                              ys.guess)  # fmt: skip
     m = {"gen_top1_accuracy": judged["top1_accuracy"], "gen_accuracy": judged["accuracy"], "gen_extra": judged["extra"],
-         **{k: v for k, v in attrs.items() if k != "_per_clip"}}  # fmt: skip
+         **{k: v for k, v in attrs.items() if not k.startswith("_")}}  # fmt: skip
     per_clip = {"gen_top1_accuracy": judged["_per_clip"]["top1_accuracy"], "gen_accuracy": judged["_per_clip"]["accuracy"],
                 "gen_extra": judged["_per_clip"]["extra"], **attrs["_per_clip"]}  # fmt: skip
     for space in ("toy", "judge"):

@@ -47,7 +47,7 @@ def measure_seed(cfg: LimitsConfig, seed: int) -> dict:
     """The three stages' errors for one toy-world seed (``_per_clip`` holds per-clip errors for the intervals)."""
     from .ablation import constant_guess
     from .data import build_toy_dataset, take_frames, truth_frame
-    from .metrics import attribute_scores, spearman
+    from .metrics import attribute_scores
     from .registry import load_generator, load_image_encoder, load_judge
     from .toyworld import loudness_to_size, pitch_to_shade
 
@@ -63,14 +63,12 @@ def measure_seed(cfg: LimitsConfig, seed: int) -> dict:
     pictures = load_generator("toy-diffusion").generate(torch.as_tensor(emb_test), n=cfg.n_draws, seed=seed,
                                                         steps=cfg.steps)  # fmt: skip
     drawn = attribute_scores(judge, pictures, test.label, true["size"][1], true["shade"][1], guess)
-    j = judge.judge(pictures)
-    b, cats = np.arange(len(test)), np.asarray(test.label)
-    found = j["probs"][b, :, cats] >= 0.5  # as attribute_scores: an attribute counts where the object is found
+    found = drawn["_per_picture"]["found"]  # an attribute counts where the judge finds the object
     rows, cols = np.nonzero(found)
     out, per_clip = {"drawn_found_rate": drawn["found_rate"]}, {}
     for name in ("size", "shade"):
         y_train, y_test = true[name]
-        drawn_read = j[name][b, :, cats]  # [clips, draws]
+        drawn_read = drawn["_per_picture"][name]  # [clips, draws]
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             bias = np.nanmean(np.where(found, drawn_read - y_test[:, None], np.nan), 1)
@@ -85,7 +83,7 @@ def measure_seed(cfg: LimitsConfig, seed: int) -> dict:
         for key, values in figures.items():
             per_clip[f"{name}_{key}"] = np.asarray(values, dtype=np.float64)
             out[f"{name}_{key}"] = float(np.nanmean(per_clip[f"{name}_{key}"]))
-        out[f"{name}_generator_spearman"] = spearman(y_test[rows], drawn_read[rows, cols])
+        out[f"{name}_generator_spearman"] = drawn[f"{name}_spearman"]
         out[f"{name}_generator_slope"] = float(np.polyfit(y_test[rows], drawn_read[rows, cols], 1)[0])
     out["_per_clip"] = per_clip
     return out

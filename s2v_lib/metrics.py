@@ -171,14 +171,16 @@ def attribute_scores(judge: ToyJudge, images: np.ndarray, categories: np.ndarray
     and the picture's (does a louder sound give a bigger object?).
 
     Keys: ``found_rate``, ``size_mae``, ``size_mae_constant``, ``size_spearman``, and the same for shade;
-    ``_per_clip`` holds per-sound errors (NaN where nothing was found)."""
+    ``_per_clip`` holds per-sound errors (NaN where nothing was found); ``_per_picture`` the judge's readings [B, n]
+    behind them: ``found`` (bool) and the ``size`` and ``shade`` it reads for the sound's category."""
     j = judge.judge(images)
     cats = np.asarray(categories)
     b = np.arange(len(cats))
     found = j["probs"][b, :, cats] >= threshold  # [B, n]
     out, per_clip = {"found_rate": float(found.mean())}, {"found_rate": found.mean(1)}
+    per_picture = {"found": found}
     for name, truth in (("size", np.asarray(size, float)), ("shade", np.asarray(shade, float))):
-        read = j[name][b, :, cats]  # [B, n]
+        read = per_picture[name] = j[name][b, :, cats]  # [B, n]
         err = np.where(found, np.abs(read - truth[:, None]), np.nan)
         const = np.where(found, np.abs(guess[name] - truth[:, None]), np.nan)
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
@@ -189,7 +191,7 @@ def attribute_scores(judge: ToyJudge, images: np.ndarray, categories: np.ndarray
         out[f"{name}_mae"] = float(np.nanmean(err)) if found.any() else float("nan")
         out[f"{name}_mae_constant"] = float(np.nanmean(const)) if found.any() else float("nan")
         out[f"{name}_spearman"] = spearman(truth[rows], read[rows, cols])
-    out["_per_clip"] = per_clip
+    out["_per_clip"], out["_per_picture"] = per_clip, per_picture
     return out
 
 
